@@ -1,0 +1,1 @@
+"""Embedded model and sample audio shipped with s2t-live."""
