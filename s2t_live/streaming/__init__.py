@@ -1,0 +1,1 @@
+"""Live recognition: audio sources, incremental features, the chunked recognizer and its events."""
