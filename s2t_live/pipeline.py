@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import soundfile as sf
 import torch
 
 from .audio import SAMPLE_RATE, check_finite, load_audio, resample, to_mono
@@ -36,7 +37,11 @@ class AutomaticSpeechRecognitionPipeline:
         if isinstance(item, (str, Path)):
             return load_audio(item, rate)
         if isinstance(item, (bytes, bytearray)):
-            return load_audio(io.BytesIO(bytes(item)), rate)
+            try:
+                samples, sr = sf.read(io.BytesIO(bytes(item)), dtype="float32")
+            except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
+                raise AudioError(f"audio bytes cannot be decoded ({exc})") from None
+            item = {"raw": samples, "sampling_rate": sr}
         if isinstance(item, dict):
             samples = item.get("raw", item.get("array"))
             if samples is None or "sampling_rate" not in item:
