@@ -13,7 +13,7 @@ import soundfile as sf
 from s2t_live.audio import SAMPLE_RATE, check_finite, load_audio, resample, to_mono
 from s2t_live.errors import AudioError
 
-REALSPEECH = Path(os.environ.get("S2T_REALSPEECH", Path(__file__).resolve().parents[2] / "shared" / "realspeech"))
+REALSPEECH = Path(os.environ.get("S2T_REALSPEECH", Path(__file__).resolve().parent / "data" / "realspeech"))
 
 
 def clip_names() -> list[str]:

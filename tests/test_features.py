@@ -24,7 +24,7 @@ from s2t_live.features import (
 transformers = pytest.importorskip("transformers")
 Reference = transformers.Speech2TextFeatureExtractor
 
-REALSPEECH = Path(os.environ.get("S2T_REALSPEECH", Path(__file__).resolve().parents[2] / "shared" / "realspeech"))
+REALSPEECH = Path(os.environ.get("S2T_REALSPEECH", Path(__file__).resolve().parent / "data" / "realspeech"))
 TOLERANCE = 1e-4
 STREAM_TOLERANCE = 1e-5
 

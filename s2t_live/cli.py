@@ -1,0 +1,107 @@
+"""The ``s2t-live`` command: ``transcribe`` files, ``listen`` live, ``stream`` a file, list ``devices``,
+start the ``gui``. Every failure a person can fix ends as one line on stderr and a non-zero exit."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Sequence
+
+from .errors import OutputError, S2TError
+from .export import FORMATS, render, write_atomic
+
+EXIT_ERROR = 1
+EXIT_INTERRUPTED = 130
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", "-m", default=None,
+                        help="model folder, fairseq .pt checkpoint or hub id (default: the embedded model)")
+
+
+def cmd_transcribe(args: argparse.Namespace) -> int:
+    from .transcribe import Transcriber  # torch import only when needed
+
+    transcriber = Transcriber(args.model, device=args.device, tgt_lang=args.tgt_lang, num_beams=args.num_beams,
+                              max_new_tokens=args.max_new_tokens)
+    failures = 0
+    for file in args.files:
+        try:
+            result = transcriber.transcribe_file(file, split=not args.no_split, show_progress=True)
+        except S2TError as exc:
+            print(f"s2t-live: error: {exc}", file=sys.stderr)
+            failures += 1
+            continue
+        text = render(result.segments, args.format, file=result.file, duration=result.duration)
+        if args.output_dir:
+            target = Path(args.output_dir) / f"{Path(file).stem}.{args.format}"
+            write_atomic(target, text)
+            print(target, file=sys.stderr)
+        else:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+    return EXIT_ERROR if failures else 0
+
+
+def cmd_gui(args: argparse.Namespace) -> int:
+    # The GUI is a separate package (s2t_live.ui) that depends on this one; find it through its entry point.
+    try:
+        entry = next(iter(metadata.entry_points(group="console_scripts", name="s2t-live-gui")))
+        gui_main = entry.load()
+    except (StopIteration, ImportError, metadata.PackageNotFoundError) as exc:
+        raise S2TError(f"the desktop app is not installed ({exc}); reinstall s2t-live") from None
+    return int(gui_main(args.gui_args) or 0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="s2t-live", description="Speech recognition with Speech2Text models.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("transcribe", help="transcribe audio files")
+    p.add_argument("files", nargs="+", metavar="FILE", help="wav, flac, mp3 or ogg; any rate and channels")
+    add_model_arguments(p)
+    p.add_argument("--num-beams", type=int, default=None, help="beam size (default: the model's)")
+    p.add_argument("--max-new-tokens", type=int, default=None, help="longest text per piece, in tokens")
+    p.add_argument("--format", "-f", choices=FORMATS, default="txt")
+    p.add_argument("--output-dir", "-o", default=None, help="write FILE's stem + format here instead of stdout")
+    p.add_argument("--no-split", action="store_true", help="decode each file as one utterance")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--tgt-lang", default=None, help="target language of a multilingual translation model")
+    p.set_defaults(func=cmd_transcribe)
+
+    p = sub.add_parser("gui", help="start the desktop app (options are passed to it)")
+    p.add_argument("gui_args", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_gui)
+
+    try:
+        from . import cli_stream
+    except ImportError:
+        cli_stream = None
+    if cli_stream is not None:
+        cli_stream.add_listen_parser(sub)
+        cli_stream.add_stream_parser(sub)
+        cli_stream.add_devices_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except S2TError as exc:
+        print(f"s2t-live: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("s2t-live: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return 0
+    except OSError as exc:  # a full disk or a closed terminal while writing results
+        print(f"s2t-live: error: {OutputError(exc)}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

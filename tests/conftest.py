@@ -1,0 +1,56 @@
+"""Shared fixtures: the real speech clips and small fitted checkpoints built once per test session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ["HF_HUB_OFFLINE"] = "1"  # tests never reach the hub
+
+REALSPEECH = Path(os.environ.get("S2T_REALSPEECH", Path(__file__).resolve().parent / "data" / "realspeech"))
+
+
+@pytest.fixture(scope="session")
+def realspeech_dir() -> Path:
+    assert (REALSPEECH / "transcripts.tsv").is_file(), f"missing test clips in {REALSPEECH}"
+    return REALSPEECH
+
+
+@pytest.fixture(scope="session")
+def clips(realspeech_dir):
+    """(name, 16 kHz mono audio, transcript) for every real clip, full length."""
+    from s2t_live.testing import read_clips
+
+    return read_clips(realspeech_dir)
+
+
+@pytest.fixture(scope="session")
+def train_clips(realspeech_dir):
+    """The clips cut to 4 s: enough for a small model to learn audio-dependent output quickly."""
+    from s2t_live.testing import read_clips
+
+    return read_clips(realspeech_dir, max_seconds=4)
+
+
+@pytest.fixture(scope="session")
+def checkpoint(tmp_path_factory, train_clips):
+    """``checkpoint(name, **kwargs)``: a fitted checkpoint folder, built once per distinct name."""
+    from s2t_live.testing import build_checkpoint
+
+    built: dict[str, Path] = {}
+
+    def make(name: str, **kwargs) -> Path:
+        if name not in built:
+            built[name] = build_checkpoint(tmp_path_factory.mktemp(name), train_clips, **kwargs)
+        return built[name]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def tiny_model(checkpoint) -> Path:
+    """The default small fitted checkpoint most tests share."""
+    return checkpoint("tiny", seed=0, steps=60)
