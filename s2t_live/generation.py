@@ -18,6 +18,8 @@ from typing import Any, Callable
 import torch
 from torch import Tensor
 
+from .cache import DecoderCache
+
 GENERATION_CONFIG_NAME = "generation_config.json"
 
 # Used for a setting left unset by the call, the checkpoint's generation config and its config.json.
@@ -242,11 +244,16 @@ def decoder_prompt(batch: int, start: int, prefix: Tensor | None, device: torch.
 class Stepper:
     """One decoder step at a time over an explicit cache: feeds tokens, returns last-position logits."""
 
-    def __init__(self, model: Any, encoder_hidden: Tensor, encoder_mask: Tensor | None, max_length: int):
+    def __init__(self, model: Any, encoder_hidden: Tensor, encoder_mask: Tensor | None, max_length: int,
+                 expand: int = 1):
         self.model = model
         self.decoder = model.model.decoder
-        self.cache = self.decoder.new_cache(encoder_hidden, max_length)
-        self.encoder_mask = encoder_mask
+        # Cross-attention keys/values are computed once per utterance, then shared by its beams.
+        cross = [(k.repeat_interleave(expand, 0), v.repeat_interleave(expand, 0)) if expand > 1 else (k, v)
+                 for k, v in self.decoder.cross_kv(encoder_hidden)]
+        self.cache = DecoderCache(cross, max_length)
+        self.encoder_mask = encoder_mask.repeat_interleave(expand, 0) if (
+            encoder_mask is not None and expand > 1) else encoder_mask
 
     def __call__(self, tokens: Tensor) -> Tensor:
         """tokens: (N, T) new tokens -> float32 logits (N, V) at the last of them."""
@@ -372,10 +379,8 @@ def generate(model: Any, inputs: Tensor | None = None, generation_config: Genera
     procs = build_processors(gc)
     k = gc.num_beams
     if k > 1:
-        encoder_hidden = encoder_hidden.repeat_interleave(k, dim=0)
-        encoder_mask = encoder_mask.repeat_interleave(k, dim=0) if encoder_mask is not None else None
         prompt = prompt.repeat_interleave(k, dim=0)
-    step = Stepper(model, encoder_hidden, encoder_mask, gc.max_length)
+    step = Stepper(model, encoder_hidden, encoder_mask, gc.max_length, expand=k)
     if k > 1:
         ids, scores = beam_search(step, prompt, gc, procs, batch)
     else:

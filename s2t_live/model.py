@@ -9,14 +9,15 @@ buffers, cross-attention keys and values are computed once per utterance.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .cache import DecoderCache
 from .configuration import Speech2TextConfig
+from .outputs import BaseModelOutput, Seq2SeqLMOutput, Seq2SeqModelOutput
 
 ACTIVATIONS = {
     "relu": F.relu,
@@ -31,36 +32,6 @@ ACTIVATIONS = {
     "gelu_fast": lambda x: 0.5 * x * (1.0 + torch.tanh(x * 0.7978845608 * (1.0 + 0.044715 * x * x))),
     "linear": lambda x: x,
 }
-
-
-class ModelOutput:
-    """Base of the output dataclasses: attribute access, ``out["logits"]`` and ``out[0]`` over set fields."""
-
-    def to_tuple(self) -> tuple:
-        return tuple(getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None)
-
-    def __getitem__(self, key: int | str) -> Any:
-        return getattr(self, key) if isinstance(key, str) else self.to_tuple()[key]
-
-
-@dataclass
-class BaseModelOutput(ModelOutput):
-    last_hidden_state: Tensor | None = None
-
-
-@dataclass
-class Seq2SeqModelOutput(ModelOutput):
-    last_hidden_state: Tensor | None = None
-    cache: "DecoderCache | None" = None
-    encoder_last_hidden_state: Tensor | None = None
-
-
-@dataclass
-class Seq2SeqLMOutput(ModelOutput):
-    loss: Tensor | None = None
-    logits: Tensor | None = None
-    cache: "DecoderCache | None" = None
-    encoder_last_hidden_state: Tensor | None = None
 
 
 def subsampled_lengths(lengths: Tensor, num_conv_layers: int) -> Tensor:
@@ -203,7 +174,7 @@ class Speech2TextDecoderLayer(Speech2TextEncoderLayer):
         self.fc2 = nn.Linear(config.decoder_ffn_dim, d)
 
     def forward(self, x: Tensor, self_mask: Tensor | None, cross_kv: tuple[Tensor, Tensor],
-                cross_mask: Tensor | None, cache: "DecoderCache | None" = None, index: int = 0) -> Tensor:
+                cross_mask: Tensor | None, cache: DecoderCache | None = None, index: int = 0) -> Tensor:
         """x: (B, T, C); ``cross_kv``: encoder keys/values (B, H, S, D). With a cache, this step's
         self-attention keys/values are appended to layer ``index`` of it and attention covers all of them."""
         h = self.self_attn_layer_norm(x)
@@ -217,53 +188,6 @@ class Speech2TextDecoderLayer(Speech2TextEncoderLayer):
         q = self.encoder_attn.split_heads(self.encoder_attn.q_proj(h))
         x = x + F.dropout(self.encoder_attn.attend(q, *cross_kv, cross_mask), self.dropout, self.training)
         return x + self.feed_forward(x)
-
-
-class DecoderCache:
-    """Decoder state for incremental decoding, held outside the modules.
-
-    ``self_k[i]``/``self_v[i]``: preallocated (B, H, max_len, D) buffers of layer ``i``'s self-attention,
-    filled up to ``length``; ``cross_kv[i]``: layer ``i``'s encoder keys/values, computed once.
-    """
-
-    def __init__(self, cross_kv: list[tuple[Tensor, Tensor]], max_length: int):
-        self.cross_kv = cross_kv
-        k0 = cross_kv[0][0]
-        shape = (k0.size(0), k0.size(1), max_length, k0.size(3))
-        self.self_k = [k0.new_zeros(shape) for _ in cross_kv]
-        self.self_v = [k0.new_zeros(shape) for _ in cross_kv]
-        self.length = 0
-        self._pending = 0
-
-    def get_seq_length(self) -> int:
-        return self.length
-
-    def append(self, index: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
-        """Store this step's (B, H, T, D) keys/values for layer ``index``; return all keys/values so far."""
-        start, end = self.length, self.length + k.size(2)
-        if end > self.self_k[index].size(2):
-            self._grow(end)
-        self.self_k[index][:, :, start:end] = k
-        self.self_v[index][:, :, start:end] = v
-        self._pending = k.size(2)
-        return self.self_k[index][:, :, :end], self.self_v[index][:, :, :end]
-
-    def commit(self) -> None:
-        """Advance ``length`` once every layer has appended the current step."""
-        self.length += self._pending
-        self._pending = 0
-
-    def _grow(self, needed: int) -> None:
-        extra = max(needed, 2 * self.self_k[0].size(2)) - self.self_k[0].size(2)
-        pad = lambda t: torch.cat([t, t.new_zeros(*t.shape[:2], extra, t.size(3))], dim=2)
-        self.self_k = [pad(t) for t in self.self_k]
-        self.self_v = [pad(t) for t in self.self_v]
-
-    def reorder(self, index: Tensor) -> None:
-        """Keep rows ``index`` of the batch (beam search); cross keys/values are shared within a beam group."""
-        n = self.length
-        for buf in (*self.self_k, *self.self_v):
-            buf[:, :, :n] = buf[index, :, :n]
 
 
 def padding_to_additive(keep: Tensor, dtype: torch.dtype) -> Tensor:
