@@ -1,0 +1,1 @@
+"""Recipes that build the training data and train the embedded default model."""

@@ -1,0 +1,152 @@
+"""Fast tests of the synthetic-speech corpus builder and its waveform augmentations."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from s2t_live.train import augment, corpus
+
+SR = 16000
+SAMPLE_TEXT = """\
+The birch canoe slid on the smooth planks. Glue the sheet to the dark blue background.
+It's easy to tell the depth of a well. These days a chicken leg is a rare dish.
+Rice is often served in round bowls. The juice of lemons makes fine punch.
+The box was thrown beside the parked truck. The hogs were fed chopped corn and garbage.
+Four hours of steady work faced us. A large size in stockings is hard to sell.
+The boy was there when the sun rose. A rod is used to catch pink salmon.
+The source of the huge river is the clear spring. Kick the ball straight and follow through.
+Help the woman get back to her feet. A pot of tea helps to pass the evening.
+Smoky fires lack flame and heat. The soft cushion broke the man's fall.
+"""
+
+
+def speech_like(seconds: float = 1.0, seed: int = 0) -> np.ndarray:
+    """A voiced-sounding test signal: harmonics under a syllable-rate envelope, with silence."""
+    t = np.arange(int(seconds * SR)) / SR
+    tone = sum(np.sin(2 * np.pi * 120 * k * t) / k for k in range(1, 8))
+    envelope = np.clip(np.sin(2 * np.pi * 4 * t), 0, None)
+    wave = np.concatenate([np.zeros(SR // 2), tone * envelope, np.zeros(SR // 2)])
+    wave += 1e-4 * np.random.default_rng(seed).standard_normal(wave.size)
+    return (0.5 * wave / np.max(np.abs(wave))).astype(np.float32)
+
+
+def test_number_words() -> None:
+    assert corpus.number_to_words(0) == "zero"
+    assert corpus.number_to_words(1234) == "one thousand two hundred thirty four"
+    assert corpus.number_to_words(2_000_019) == "two million nineteen"
+    assert corpus.year_to_words(1984) == "nineteen eighty four"
+    assert corpus.year_to_words(1905) == "nineteen oh five"
+    assert corpus.year_to_words(2005) == "two thousand five"
+    assert corpus.ordinal_to_words(21) == "twenty first"
+    assert corpus.ordinal_to_words(12) == "twelfth"
+
+
+def test_normalisation() -> None:
+    spoken = corpus.spoken_form("Mr. Darcy paid $5,000 for the 2nd horse in 1811 -- 100% sure!")
+    assert spoken is not None
+    assert corpus.normalize_transcript(spoken) == (
+        "mister darcy paid five thousand dollars for the second horse in eighteen eleven "
+        "one hundred percent sure")
+    assert corpus.normalize_transcript("\u201cDon't,\u201d she said -- 'tis well-known.") == (
+        "don't she said tis well known")
+    assert corpus.spoken_form("See http://example.org for NASA data") is None
+    assert corpus.split_sentences("I came. Mr. Smith left! Did he? Yes.") == [
+        "I came.", "Mister Smith left!", "Did he?", "Yes."]
+
+
+def test_split_is_disjoint(tmp_path: Path) -> None:
+    text = tmp_path / "text.txt"
+    text.write_text(SAMPLE_TEXT)
+    pairs, counts = corpus.load_sentences(text, tmp_path / "cache")
+    assert counts == {"text-file": len(pairs)} and len(pairs) == 18
+    assert all(corpus.MIN_WORDS <= len(t.split()) <= corpus.MAX_WORDS for _, t in pairs)
+    sizes = {"train": 10, "dev": 3, "test": 3, "test_unseen_voice": 2}
+    pools = corpus.partition_sentences(pairs, sizes, np.random.default_rng(0))
+    train = {t for _, t in pools["train_pool"]}
+    held = {t for split in ("dev", "test", "test_unseen_voice") for _, t in pools[split]}
+    assert not train & held
+    assert not {t for _, t in pools["dev"]} & {t for _, t in pools["test"]}
+    assert len(train) + len(held) == len(pairs)
+
+
+def test_split_sizes_scale_down() -> None:
+    assert corpus.split_sizes(6, {}) == {"dev": 1, "test": 1, "test_unseen_voice": 1, "train": 3}
+    assert corpus.split_sizes(None, {"train": 5})["train"] == 5
+    assert corpus.frames_of(400) == 1 and corpus.frames_of(16000) == 98
+
+
+@pytest.mark.parametrize("name", ["reverb", "noise", "band", "gain", "clip"])
+def test_length_preserving_augmentations(name: str) -> None:
+    wave = speech_like()
+    rng = np.random.default_rng(1)
+    transforms = {
+        "reverb": lambda: augment.add_reverb(wave, SR, rng),
+        "noise": lambda: augment.add_noise(wave, SR, rng, babble_bank=[wave[:5000], wave]),
+        "band": lambda: augment.band_limit(wave, SR, rng),
+        "gain": lambda: augment.random_gain(wave, SR, rng),
+        "clip": lambda: augment.clip_wave(wave, SR, rng),
+    }
+    out = transforms[name]()
+    assert out.shape == wave.shape and out.dtype == np.float32
+    assert np.all(np.isfinite(out)) and np.max(np.abs(out)) <= 1.0
+    assert not np.allclose(out, wave)
+
+
+def test_speed_and_resample_lengths() -> None:
+    wave = speech_like()
+    fast = augment.speed_perturb(wave, SR, np.random.default_rng(0), (1.1, 1.1))
+    assert abs(fast.size - wave.size / 1.1) <= 1
+    assert augment.resample(wave, SR, 22050).size == round(wave.size * 22050 / SR)
+    tone = np.sin(2 * np.pi * 440 * np.arange(22050) / 22050).astype(np.float32)
+    down = augment.resample(tone, 22050, SR)
+    assert np.argmax(np.abs(np.fft.rfft(down))) == 440  # 1 s at 16 kHz: 1 Hz per bin
+
+
+def test_trim_keeps_margin_and_chain_is_deterministic() -> None:
+    wave = speech_like()
+    trimmed = augment.trim_silence(wave, SR, np.random.default_rng(0))
+    assert SR + 0.2 * SR - 320 <= trimmed.size <= SR + 0.6 * SR + 320
+    cfg = augment.AugmentConfig(p_augment=1.0)
+    first, names = augment.augment_chain(wave, SR, np.random.default_rng(5), cfg, [wave])
+    again, _ = augment.augment_chain(wave, SR, np.random.default_rng(5), cfg, [wave])
+    assert names and np.array_equal(first, again) and np.max(np.abs(first)) <= 1.0
+
+
+def read_manifest(path: Path) -> list[dict[str, str]]:
+    """Rows of a fairseq S2T manifest."""
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
+def test_tiny_build_end_to_end(tmp_path: Path) -> None:
+    text = tmp_path / "text.txt"
+    text.write_text(SAMPLE_TEXT)
+    out = tmp_path / "corpus"
+    args = ["--out", str(out), "--jobs", "1", "--max-utts", "6", "--text-file", str(text)]
+    assert corpus.main(args) == 0
+    for split in ("train", "dev", "test", "test_unseen_voice"):
+        path = out / f"{split}.tsv"
+        assert path.read_text().startswith("id\taudio\tn_frames\ttgt_text\tspeaker\n")
+        rows = read_manifest(path)
+        assert rows, split
+        for row in rows:
+            audio, rate = sf.read(str(out / row["audio"]))
+            assert rate == SR and audio.ndim == 1
+            assert int(row["n_frames"]) == corpus.frames_of(audio.size) > 0
+            assert row["tgt_text"] == corpus.normalize_transcript(row["tgt_text"])
+    unseen = {r["speaker"] for r in read_manifest(out / "test_unseen_voice.tsv")}
+    seen = {r["speaker"].split("+")[0] for s in ("train", "dev", "test")
+            for r in read_manifest(out / f"{s}.tsv")}
+    assert not unseen & seen
+    train_text = (out / "train_text.txt").read_text().splitlines()
+    assert train_text == [r["tgt_text"] for r in read_manifest(out / "train.tsv")]
+    before = {p: p.stat().st_mtime_ns for p in out.glob("audio/*/*.flac")}
+    assert corpus.main(args) == 0  # a rerun resumes: nothing is synthesised again
+    assert before == {p: p.stat().st_mtime_ns for p in out.glob("audio/*/*.flac")}
