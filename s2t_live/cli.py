@@ -24,8 +24,8 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 def cmd_transcribe(args: argparse.Namespace) -> int:
     from .transcribe import Transcriber  # torch import only when needed
 
-    transcriber = Transcriber(args.model, device=args.device, tgt_lang=args.tgt_lang, num_beams=args.num_beams,
-                              max_new_tokens=args.max_new_tokens)
+    transcriber = Transcriber(args.model, device=args.device, tgt_lang=args.tgt_lang, quantize=args.int8,
+                              num_beams=args.num_beams, max_new_tokens=args.max_new_tokens)
     failures = 0
     for file in args.files:
         try:
@@ -69,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-split", action="store_true", help="decode each file as one utterance")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--tgt-lang", default=None, help="target language of a multilingual translation model")
+    p.add_argument("--int8", action="store_true", help="dynamic int8 quantisation of linear layers (CPU, faster)")
     p.set_defaults(func=cmd_transcribe)
 
     p = sub.add_parser("gui", help="start the desktop app (options are passed to it)")

@@ -158,3 +158,17 @@ def save_model(model: Any, save_directory: Any, safe_serialization: bool = True,
             torch.save(state, folder / PICKLE_WEIGHTS)
     except OSError as exc:
         raise ModelError(f"{folder}: cannot write the weights ({exc})") from None
+
+
+def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
+    """Dynamic int8 quantisation of every linear layer (weights int8, activations quantised per batch).
+
+    Faster on CPU and ~4x smaller linear weights, at a small cost in accuracy; ``bench/transcribe_speed.py``
+    reports its agreement with float32."""
+    import warnings
+
+    from torch.ao.quantization import quantize_dynamic
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)

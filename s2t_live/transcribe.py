@@ -14,6 +14,7 @@ from .audio import SAMPLE_RATE, load_audio
 from .errors import ModelError
 from .export import Segment
 from .hub import default_model
+from .loading import quantize_int8
 from .model import Speech2TextForConditionalGeneration
 from .processor import Speech2TextProcessor
 from .segment import Span, split_at_pauses
@@ -39,12 +40,14 @@ class Transcriber:
     checkpoint's generation defaults."""
 
     def __init__(self, model_name: str | None = None, device: str = "cpu", tgt_lang: str | None = None,
-                 **generate_kwargs: Any):
+                 quantize: bool = False, **generate_kwargs: Any):
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise ModelError("--device cuda was asked for but no CUDA GPU is available; use --device cpu")
         name = model_name or default_model()
         self.processor = Speech2TextProcessor.from_pretrained(name)
         self.model = Speech2TextForConditionalGeneration.from_pretrained(name, device=device)
+        if quantize:
+            self.model = quantize_int8(self.model)
         self.generate_kwargs = {k: v for k, v in generate_kwargs.items() if v is not None}
         if tgt_lang is not None:
             codes = self.processor.tokenizer.lang_code_to_id
