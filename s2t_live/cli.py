@@ -76,14 +76,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("gui_args", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_gui)
 
-    try:
-        from . import cli_stream
-    except ImportError:
-        cli_stream = None
-    if cli_stream is not None:
-        cli_stream.add_listen_parser(sub)
-        cli_stream.add_stream_parser(sub)
-        cli_stream.add_devices_parser(sub)
+    from . import cli_stream, cli_train
+
+    cli_stream.add_listen_parser(sub)
+    cli_stream.add_stream_parser(sub)
+    cli_stream.add_devices_parser(sub)
+    cli_train.add_train_parser(sub)
+    cli_train.add_evaluate_parser(sub)
     return parser
 
 

@@ -1,0 +1,53 @@
+"""Greedy decoding that first checks a guessed continuation (a draft) in one batched decoder pass.
+
+Consecutive partial hypotheses of a growing segment mostly agree, and a segment's final mostly repeats its
+last partial. Feeding such a draft through the decoder at once costs about as much as one incremental step,
+and the logits at every draft position say what greedy decoding would have chosen there. The longest draft
+prefix that greedy decoding would itself produce is kept; decoding then goes on one token at a time from
+the first disagreement. The ids are those of plain greedy search (up to float rounding between batched and
+incremental attention); only the number of incremental steps changes.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+from torch import Tensor
+
+from s2t_live.generation import GenerationConfig, LogitProcessor, Stepper, apply_processors
+
+
+def _choose(processors: list[LogitProcessor], ids: list[int], logits: Tensor) -> int:
+    """The greedy token after ``ids`` for last-position ``logits`` (1, V)."""
+    context = torch.tensor([ids], dtype=torch.long, device=logits.device)
+    return int(apply_processors(processors, context, logits).argmax(-1))
+
+
+@torch.inference_mode()
+def greedy_with_draft(model: Any, encoded: Tensor, prompt: Sequence[int], draft: Sequence[int],
+                      gc: GenerationConfig, processors: list[LogitProcessor]) -> list[int]:
+    """Greedy ids continuing ``prompt`` (starting with the decoder start token) over ``encoded`` (1, S, d),
+    checking ``draft`` first; returns prompt + generated ids, ending with eos unless ``max_length`` cut it."""
+    eos = set(gc.eos_ids())
+    out = list(prompt)
+    if len(out) >= gc.max_length:
+        return out
+    draft = list(draft)[: gc.max_length - len(out) - 1]
+    step = Stepper(model, encoded, None, gc.max_length)
+    fed = torch.tensor([out + draft], dtype=torch.long, device=encoded.device)
+    hidden = model.model.decoder(fed, None, None, None, step.cache)
+    logits = model.lm_head(hidden[0, len(out) - 1:]).float()  # row i predicts the token after draft[:i]
+    for i in range(logits.size(0)):
+        token = _choose(processors, out, logits[i:i + 1])
+        out.append(token)
+        if token in eos or len(out) >= gc.max_length:
+            return out
+        if i >= len(draft) or token != draft[i]:
+            break
+    step.cache.length = len(out) - 1  # keys/values of the kept tokens; the newest is fed next
+    while True:
+        token = _choose(processors, out, step(torch.tensor([[out[-1]]], device=encoded.device)))
+        out.append(token)
+        if token in eos or len(out) >= gc.max_length:
+            return out
