@@ -119,7 +119,7 @@ def report(runs: list[Run]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", help="model folder (default: fit an s2t-small-shaped one)")
-    parser.add_argument("--clips", default="/work/shared/realspeech")
+    parser.add_argument("--clips", default=str(Path(__file__).resolve().parents[1] / "tests" / "data" / "realspeech"))
     parser.add_argument("--cache", default="/tmp/s2t-live-bench")
     parser.add_argument("--build-steps", type=int, default=50)
     parser.add_argument("--speed", type=float, default=1.0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -54,3 +55,31 @@ def checkpoint(tmp_path_factory, train_clips):
 def tiny_model(checkpoint) -> Path:
     """The default small fitted checkpoint most tests share."""
     return checkpoint("tiny", seed=0, steps=60)
+
+
+@contextmanager
+def one_thread():
+    """Small sequential decoding: more intra-op threads only contend on a shared 2-core machine."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def memorising_model(tmp_path_factory, realspeech_dir) -> Path:
+    """A tiny checkpoint fitted 80 steps on the 6-s clips: it reproduces their transcripts, so streaming
+    and GUI tests see real, audio-dependent text."""
+    import torch
+
+    from s2t_live.testing import build_checkpoint, read_clips
+
+    folder = tmp_path_factory.mktemp("memorising")
+    torch.manual_seed(0)
+    with one_thread():
+        build_checkpoint(folder, read_clips(realspeech_dir, max_seconds=6), seed=0, shape="tiny", steps=80)
+    return folder

@@ -15,13 +15,12 @@ import torch
 from s2t_live import cli_stream
 from s2t_live.errors import DeviceError
 from s2t_live.streaming import microphone
-from s2t_live.testing import build_checkpoint, read_clips
+from s2t_live.testing import read_clips
 
 
 def realspeech_dir() -> Path:
     here = Path(__file__).resolve().parent / "data" / "realspeech"
-    default = here if (here / "transcripts.tsv").exists() else Path("/work/shared/realspeech")
-    return Path(os.environ.get("S2T_REALSPEECH", default))
+    return Path(os.environ.get("S2T_REALSPEECH", here))
 
 
 @contextmanager
@@ -43,15 +42,8 @@ def _single_thread():
 
 
 @pytest.fixture(scope="session")
-def model_dir(tmp_path_factory):
-    """The tiny memorising checkpoint (built once per session; shared with test_streaming_recognizer)."""
-    folder = tmp_path_factory.getbasetemp() / "stream-tiny"
-    if not (folder / "model.safetensors").exists():
-        torch.manual_seed(0)
-        with one_thread():
-            build_checkpoint(folder, read_clips(realspeech_dir(), max_seconds=6), seed=0, shape="tiny",
-                             steps=80)
-    return folder
+def model_dir(memorising_model):
+    return memorising_model
 
 
 def parse(argv):

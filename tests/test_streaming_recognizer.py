@@ -21,15 +21,14 @@ from s2t_live.streaming.microphone import MicrophoneSource
 from s2t_live.streaming.recognizer import Recognizer, StreamConfig
 from s2t_live.streaming.sources import SignalSource
 from s2t_live.streaming.worker import EventQueue, StreamingWorker
-from s2t_live.testing import build_checkpoint, read_clips
+from s2t_live.testing import read_clips
 
 SR = 16000
 
 
 def realspeech_dir() -> Path:
     here = Path(__file__).resolve().parent / "data" / "realspeech"
-    default = here if (here / "transcripts.tsv").exists() else Path("/work/shared/realspeech")
-    return Path(os.environ.get("S2T_REALSPEECH", default))
+    return Path(os.environ.get("S2T_REALSPEECH", here))
 
 
 @pytest.fixture(scope="session")
@@ -56,15 +55,8 @@ def _single_thread():
 
 
 @pytest.fixture(scope="session")
-def model_dir(tmp_path_factory):
-    """A tiny checkpoint that has memorised the clips (shared with test_cli_stream through basetemp)."""
-    folder = tmp_path_factory.getbasetemp() / "stream-tiny"
-    if not (folder / "model.safetensors").exists():
-        torch.manual_seed(0)
-        with one_thread():
-            build_checkpoint(folder, read_clips(realspeech_dir(), max_seconds=6), seed=0, shape="tiny",
-                             steps=80)
-    return folder
+def model_dir(memorising_model):
+    return memorising_model
 
 
 @pytest.fixture(scope="session")

@@ -24,8 +24,7 @@ SR = 16000
 
 def realspeech_dir() -> Path:
     here = Path(__file__).resolve().parent / "data" / "realspeech"
-    default = here if (here / "transcripts.tsv").exists() else Path("/work/shared/realspeech")
-    return Path(os.environ.get("S2T_REALSPEECH", default))
+    return Path(os.environ.get("S2T_REALSPEECH", here))
 
 
 class FakeClock:

@@ -12,16 +12,12 @@ from s2t_live.errors import ModelError
 from s2t_live.ui.engine import StreamingSessionFactory, force_target_language
 from s2t_live.ui.session import SessionConfig
 
-REALSPEECH = Path("/work/shared/realspeech")
 SRT_BLOCK = re.compile(r"^\d+\n(\d\d:\d\d:\d\d,\d\d\d) --> (\d\d:\d\d:\d\d,\d\d\d)\n.+\n$")
 
 
 @pytest.fixture(scope="session")
-def streaming_model(tmp_path_factory):
-    from s2t_live.testing import build_checkpoint, read_clips
-
-    clips = read_clips(REALSPEECH, max_seconds=6)
-    return build_checkpoint(tmp_path_factory.mktemp("ui-model"), clips, steps=80)
+def streaming_model(memorising_model):
+    return memorising_model
 
 
 def seconds(stamp: str) -> float:
@@ -30,7 +26,8 @@ def seconds(stamp: str) -> float:
     return int(h) * 3600 + int(m) * 60 + int(s) + int(ms) / 1000
 
 
-def test_recording_is_captioned_through_the_real_streaming_worker(qtbot, make_window, streaming_model, tmp_path):
+def test_recording_is_captioned_through_the_real_streaming_worker(qtbot, make_window, streaming_model, tmp_path,
+                                                                 realspeech_dir):
     window = make_window(session_factory=StreamingSessionFactory())
     window.use_model(str(streaming_model))
     window.file_speed = 0  # as fast as the model goes
@@ -38,7 +35,7 @@ def test_recording_is_captioned_through_the_real_streaming_worker(qtbot, make_wi
     window.session.final.connect(finals.append)
     window.session.partial.connect(partials.append)
     with qtbot.waitSignal(window.session.finished, timeout=90_000):
-        assert window.start(str(REALSPEECH / "jfk.flac"))
+        assert window.start(str(realspeech_dir / "jfk.flac"))
     assert not window.notice.isVisible() or not window.notice.text(), window.notice.text()
     assert finals and window.view.final_count() == len(finals) == len(window.record.segments)
     assert all(f.text for f in finals)
