@@ -1,0 +1,137 @@
+"""Training checkpoints on disk: naming, rotation, averaging, and the final model in the Hugging Face layout.
+
+A checkpoint is ``checkpoints/step_<N>.pt`` holding the model, optimizer and scheduler states, the RNG
+states and the data position (see ``recipe.Trainer``); it loads with ``torch.load(weights_only=True)``.
+The final model is the element-wise mean of the last checkpoints' weights, which smooths the noise of
+the last updates much as a decayed learning rate would.
+
+    python -m s2t_live.train.average OUT_DIR CKPT [CKPT ...] --tokenizer DIR [--float16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from ..configuration import Speech2TextConfig
+from ..errors import ModelError, OutputError
+from ..features import Speech2TextFeatureExtractor
+from ..generation import GenerationConfig
+from ..model import Speech2TextForConditionalGeneration
+
+CHECKPOINT_DIR = "checkpoints"
+PATTERN = re.compile(r"step_(\d+)\.pt$")
+TOKENIZER_FILES = ("sentencepiece.bpe.model", "vocab.json", "tokenizer_config.json", "special_tokens_map.json",
+                   "added_tokens.json")
+
+
+def checkpoint_path(output_dir: str | Path, step: int) -> Path:
+    return Path(output_dir) / CHECKPOINT_DIR / f"step_{step:08d}.pt"
+
+
+def list_checkpoints(output_dir: str | Path) -> list[Path]:
+    """The run's checkpoints, oldest (lowest step) first."""
+    folder = Path(output_dir) / CHECKPOINT_DIR
+    found = [(int(m.group(1)), p) for p in folder.glob("step_*.pt") if (m := PATTERN.search(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """A checkpoint written by ``save_checkpoint``; raises ``ModelError`` if it cannot be read."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, EOFError, ValueError) as exc:
+        raise ModelError(f"{path}: cannot read the checkpoint ({str(exc).splitlines()[0][:160]})") from None
+
+
+def save_checkpoint(state: dict[str, Any], path: Path, keep_last: int) -> None:
+    """Write ``state`` atomically (a stopped run never leaves half a file) and keep only the newest
+    ``keep_last`` checkpoints of its folder (0: keep all)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot write the checkpoint ({exc.strerror or exc})") from None
+    if keep_last > 0:
+        for old in list_checkpoints(path.parent.parent)[:-keep_last]:
+            old.unlink(missing_ok=True)
+
+
+def average_state_dicts(states: Sequence[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Element-wise mean of floating-point tensors (accumulated in float64); other tensors from the last."""
+    if not states:
+        raise ModelError("no checkpoints to average")
+    keys = set(states[0])
+    for state in states[1:]:
+        if set(state) != keys:
+            raise ModelError("the checkpoints to average hold different parameters")
+    out = {}
+    for key, last in states[-1].items():
+        if last.is_floating_point():
+            total = sum(s[key].double() for s in states)
+            out[key] = (total / len(states)).to(last.dtype)
+        else:
+            out[key] = last.clone()
+    return out
+
+
+def average_checkpoints(paths: Sequence[str | Path]) -> dict[str, torch.Tensor]:
+    """Mean model weights of the given checkpoint files (loaded one at a time)."""
+    return average_state_dicts([load_checkpoint(p)["model"] for p in paths])
+
+
+def write_model(folder: str | Path, state: dict[str, torch.Tensor], model_config: Speech2TextConfig,
+                tokenizer_dir: str | Path, generation: dict[str, Any] | None = None,
+                float16: bool = False) -> Path:
+    """Write a model folder the engine loads: config.json, generation_config.json, model.safetensors,
+    preprocessor_config.json and the tokenizer files copied from ``tokenizer_dir``.
+
+    ``float16`` stores the weights in half precision (half the size); ``config.json`` still says
+    ``torch_dtype: float32``, so loaders compute in float32 either way."""
+    folder = Path(folder)
+    config = Speech2TextConfig.from_dict(model_config.to_dict())
+    config.extra["torch_dtype"] = "float32"
+    config.extra.setdefault("architectures", ["Speech2TextForConditionalGeneration"])
+    model = Speech2TextForConditionalGeneration(config)
+    model.load_state_dict(state)
+    if float16:
+        model = model.half()
+    model.generation_config = GenerationConfig.from_dict({
+        "decoder_start_token_id": config.decoder_start_token_id, "bos_token_id": config.bos_token_id,
+        "eos_token_id": config.eos_token_id, "pad_token_id": config.pad_token_id, **(generation or {})})
+    try:
+        model.save_pretrained(folder)
+        Speech2TextFeatureExtractor().save_pretrained(folder)
+        for name in TOKENIZER_FILES:
+            if (Path(tokenizer_dir) / name).is_file():
+                shutil.copyfile(Path(tokenizer_dir) / name, folder / name)
+    except OSError as exc:
+        raise OutputError(f"{folder}: cannot write the model ({exc.strerror or exc})") from None
+    return folder
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Average training checkpoints into a model folder")
+    parser.add_argument("out", help="model folder to write")
+    parser.add_argument("checkpoints", nargs="+", help="step_*.pt files written by s2t-live train")
+    parser.add_argument("--tokenizer", required=True, help="folder with the run's tokenizer files")
+    parser.add_argument("--float16", action="store_true", help="store weights in half precision")
+    args = parser.parse_args(argv)
+    last = load_checkpoint(args.checkpoints[-1])
+    config = Speech2TextConfig.from_dict(last["model_config"])
+    generation = last["config"].get("generation", {}) if isinstance(last.get("config"), dict) else {}
+    write_model(args.out, average_checkpoints(args.checkpoints), config, args.tokenizer, generation, args.float16)
+    print(args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,159 @@
+"""Word error rate of a model on a manifest, decoded by the engine.
+
+    python -m s2t_live.train.evaluate --model DIR --manifest TSV [--num-beams N] [--limit N]
+
+Utterances are decoded in batches of similar length (padding does not change the result: the encoder
+and the cross-attention mask padded frames). References and hypotheses are compared after
+``normalize_text`` (case folded, punctuation other than apostrophes removed), with jiwer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import unicodedata
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import torch
+
+from ..audio import SAMPLE_RATE, load_audio
+from ..errors import S2TError
+from .data import Utterance, read_manifest
+
+
+@dataclass
+class EvalResult:
+    """WER (a fraction) over ``num_words`` reference words, and what was compared."""
+
+    wer: float
+    num_utterances: int
+    num_words: int
+    seconds: float
+    references: list[str] = field(default_factory=list, repr=False)
+    hypotheses: list[str] = field(default_factory=list, repr=False)
+
+    def summary(self) -> str:
+        return (f"WER {100 * self.wer:.2f}% on {self.num_utterances} utterances ({self.num_words} words, "
+                f"{self.seconds:.1f} s)")
+
+
+def normalize_text(text: str) -> str:
+    """Case-folded words without punctuation (apostrophes inside words kept), single-spaced."""
+    chars = [" " if unicodedata.category(c).startswith(("P", "S")) and c != "'" else c for c in text.casefold()]
+    words = (w.strip("'") for w in "".join(chars).split())
+    return " ".join(w for w in words if w)
+
+
+def word_error_rate(references: Sequence[str], hypotheses: Sequence[str]) -> float:
+    """Corpus-level WER (total edits / total reference words) of normalised texts; empty references are
+    left out (jiwer cannot score them)."""
+    try:
+        import jiwer
+    except ImportError:
+        raise S2TError("scoring needs jiwer: pip install jiwer") from None
+
+    pairs = [(normalize_text(r), normalize_text(h)) for r, h in zip(references, hypotheses)]
+    pairs = [(r, h) for r, h in pairs if r]
+    if not pairs:
+        raise S2TError("no reference words to score")
+    return float(jiwer.wer([r for r, _ in pairs], [h for _, h in pairs]))
+
+
+def length_batches(utterances: Sequence[Utterance], max_frames: int) -> list[list[int]]:
+    """Indices grouped by length so that each batch pads to at most ``max_frames`` frames."""
+    order = sorted(range(len(utterances)), key=lambda i: utterances[i].n_frames)
+    batches: list[list[int]] = []
+    for index in order:
+        n = utterances[index].n_frames
+        if batches and (len(batches[-1]) + 1) * n <= max_frames:
+            batches[-1].append(index)
+        else:
+            batches.append([index])
+    return batches
+
+
+@torch.inference_mode()
+def transcribe_utterances(model: Any, processor: Any, utterances: Sequence[Utterance], num_beams: int = 1,
+                          max_frames: int = 20000, max_length: int | None = None) -> list[str]:
+    """Hypotheses for ``utterances``, in their order, decoded by ``model.generate``."""
+    was_training = model.training
+    model.eval()
+    texts = [""] * len(utterances)
+    options: dict[str, Any] = {"num_beams": num_beams}
+    if max_length is not None:
+        options["max_length"] = max_length
+    for indices in length_batches(utterances, max_frames):
+        waves = [load_audio(utterances[i].audio) for i in indices]
+        inputs = processor.feature_extractor(waves, sampling_rate=SAMPLE_RATE, padding=True, return_tensors="pt",
+                                             return_attention_mask=True)
+        ids = model.generate(inputs["input_features"].to(model.device),
+                             attention_mask=inputs["attention_mask"].to(model.device), **options)
+        for i, text in zip(indices, processor.batch_decode(ids, skip_special_tokens=True)):
+            texts[i] = text
+    model.train(was_training)
+    return texts
+
+
+def evaluate(model: Any, processor: Any, utterances: Sequence[Utterance], num_beams: int = 1,
+             max_frames: int = 20000, max_length: int | None = None) -> EvalResult:
+    """Decode ``utterances`` and score them against their transcripts."""
+    start = time.monotonic()
+    hyps = transcribe_utterances(model, processor, utterances, num_beams, max_frames, max_length)
+    refs = [u.text for u in utterances]
+    words = sum(len(normalize_text(r).split()) for r in refs)
+    return EvalResult(word_error_rate(refs, hyps), len(refs), words, time.monotonic() - start, refs, hyps)
+
+
+def evaluate_model(model_dir: str, manifest: str, num_beams: int | None = None, limit: int | None = None,
+                   device: str = "cpu", audio_root: str | None = None) -> EvalResult:
+    """Load a model folder (or hub id) and evaluate it on the first ``limit`` rows of ``manifest``;
+    ``num_beams`` None uses the model's generation defaults."""
+    from ..model import Speech2TextForConditionalGeneration
+    from ..processor import Speech2TextProcessor
+
+    utterances = read_manifest(manifest, audio_root, limit=limit)
+    processor = Speech2TextProcessor.from_pretrained(model_dir)
+    model = Speech2TextForConditionalGeneration.from_pretrained(model_dir, device=device)
+    beams = num_beams if num_beams is not None else (model.generation_config.num_beams or 1)
+    return evaluate(model, processor, utterances, beams)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The evaluation options, shared by this module's CLI and ``s2t-live evaluate``."""
+    parser.add_argument("--model", "-m", required=True, help="model folder or hub id")
+    parser.add_argument("--manifest", required=True, help="fairseq S2T manifest (TSV) to score")
+    parser.add_argument("--num-beams", type=int, default=None, help="beam size (default: the model's)")
+    parser.add_argument("--limit", type=int, default=None, help="score only the first N utterances")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--audio-root", default=None, help="folder the audio paths are relative to "
+                                                           "(default: the manifest's folder)")
+    parser.add_argument("--show", type=int, default=0, metavar="N", help="also print N wrong hypotheses")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Evaluate as the parsed ``args`` ask and print the WER line."""
+    result = evaluate_model(args.model, args.manifest, args.num_beams, args.limit, args.device, args.audio_root)
+    shown = 0
+    for ref, hyp in zip(result.references, result.hypotheses):
+        if shown < args.show and normalize_text(ref) != normalize_text(hyp):
+            print(f"REF: {ref}\nHYP: {hyp}\n")
+            shown += 1
+    print(result.summary())
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m s2t_live.train.evaluate", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return run(args)
+    except S2TError as exc:
+        print(f"evaluate: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

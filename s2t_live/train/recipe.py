@@ -1,0 +1,364 @@
+"""Train or fine-tune a Speech2Text model from fairseq S2T manifests: ``s2t-live train CONFIG [KEY=VALUE ...]``.
+
+The recipe (TOML, JSON or YAML) fills ``TrainConfig``; ``KEY=VALUE`` arguments override it (dotted keys
+reach into tables: ``optim.lr=1e-3``, values in TOML syntax). A run trains a unigram sentencepiece
+tokenizer on the training transcripts (or reuses the one of ``init_from``), then optimises label-smoothed
+cross-entropy with Adam and an inverse-square-root schedule, saving resumable checkpoints into
+``output_dir/checkpoints``. At the end (``max_steps``, ``max_epochs`` or ``max_minutes``) the last
+checkpoints are averaged into ``output_dir/model``, a folder the engine loads.
+
+Runs under ``torchrun`` are data-parallel (gloo on CPU, nccl on GPU): every rank takes every
+``world_size``-th batch and only rank 0 writes. Across machines, ``output_dir`` must be a shared folder:
+the other ranks read the tokenizer and, on resume, the checkpoints from it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import sys
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from ..configuration import Speech2TextConfig
+from ..errors import S2TError
+from ..features import Speech2TextFeatureExtractor
+from ..model import Speech2TextForConditionalGeneration
+from ..processor import Speech2TextProcessor
+from ..tokenizer import Speech2TextTokenizer
+from . import average
+from .data import SpecAugmentConfig, SpeechDataset, filter_lengths, read_manifest, read_texts
+from .trainer import Progress, Trainer, barrier, setup_distributed
+
+DROPOUT_KEYS = ("dropout", "attention_dropout", "activation_dropout", "encoder_layerdrop", "decoder_layerdrop")
+
+
+class ConfigError(S2TError):
+    """A recipe that cannot be used: unreadable file, unknown key, wrongly typed value."""
+
+
+@dataclass
+class DataConfig:
+    """Where the manifests are and how utterances are batched."""
+
+    corpus: str = ""  # folder holding train.tsv and dev.tsv (used when train/dev are not given)
+    train: str = ""
+    dev: str = ""  # "" with corpus "": no validation
+    audio_root: str = ""  # audio paths are relative to this (default: each manifest's folder)
+    max_frames: int = 20000  # padded feature frames per batch (10 ms each)
+    max_tokens: int = 0  # padded target tokens per batch, 0: no limit
+    max_batch_size: int = 128
+    max_utterance_frames: int = 3000  # longer utterances are skipped
+    max_utterance_tokens: int = 200
+    valid_limit: int = 200  # dev utterances decoded at each validation
+
+    def manifest(self, name: str) -> str:
+        given = getattr(self, name)
+        return given or (str(Path(self.corpus) / f"{name}.tsv") if self.corpus else "")
+
+
+@dataclass
+class TokenizerConfig:
+    vocab_size: int = 1000  # includes <s>, <pad>, </s>, <unk>
+    model_type: str = "unigram"
+    texts: str = ""  # text file to train on (default: the training transcripts)
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 2e-3  # peak learning rate, reached after warmup_steps updates
+    warmup_steps: int = 1000
+    betas: tuple[float, float] = (0.9, 0.98)
+    eps: float = 1e-8
+    weight_decay: float = 0.0
+    clip_norm: float = 10.0  # 0: no clipping
+    label_smoothing: float = 0.1
+    ctc_weight: float = 0.0  # weight of an auxiliary CTC loss on the encoder (its head is not exported)
+    update_freq: int = 1  # batches accumulated per update (per process)
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs; ``model`` holds ``Speech2TextConfig`` fields."""
+
+    output_dir: str = "runs/s2t"
+    init_from: str = ""  # model folder or hub id to fine-tune (its tokenizer is reused)
+    seed: int = 1
+    device: str = "cpu"
+    threads: int = 0  # torch intra-op threads, 0: torch's default
+    amp: bool = False  # bfloat16 autocast on CUDA
+    max_steps: int = 0  # 0: no limit
+    max_epochs: int = 0
+    max_minutes: float = 0.0  # training time budget across resumes, 0: none
+    save_every_steps: int = 500
+    save_every_minutes: float = 0.0
+    keep_last: int = 5
+    average_last: int = 5
+    valid_every_steps: int = 1000  # 0: only at the end
+    log_every: int = 10
+    float16_weights: bool = False  # final model.safetensors in half precision
+    model: dict[str, Any] = field(default_factory=dict)
+    generation: dict[str, Any] = field(default_factory=lambda: {"num_beams": 5, "max_length": 200})
+    data: DataConfig = field(default_factory=DataConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    specaugment: SpecAugmentConfig = field(default_factory=SpecAugmentConfig)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Configuration files
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The nested dict of a ``.toml``, ``.json`` or ``.yaml``/``.yml`` recipe."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+        if path.suffix == ".toml":
+            import tomllib
+            data = tomllib.loads(text)
+        elif path.suffix == ".json":
+            data = json.loads(text)
+        elif path.suffix in (".yaml", ".yml"):
+            import yaml
+            data = yaml.safe_load(text) or {}
+        else:
+            raise ConfigError(f"{path}: unknown recipe format {path.suffix!r}; use .toml, .json or .yaml")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such recipe file") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:  # tomllib/json errors are ValueErrors
+        raise ConfigError(f"{path}: cannot read the recipe ({str(exc).splitlines()[0]})") from None
+    except ImportError as exc:
+        raise ConfigError(f"{path}: reading it needs {exc.name}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a recipe must be a table of settings")
+    return data
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """``"optim.lr=1e-3"`` -> (["optim", "lr"], 0.001); values in TOML syntax, else taken as text."""
+    import tomllib
+
+    key, sep, text = item.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"override {item!r} is not KEY=VALUE")
+    try:
+        value = tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = text
+    return key.strip().split("."), value
+
+
+def _coerce(value: Any, default: Any, where: str) -> Any:
+    """``value`` checked against the type of the field's ``default`` (ints are accepted as floats)."""
+    if isinstance(default, bool) or isinstance(default, str) or isinstance(default, dict):
+        ok = isinstance(value, type(default))
+    elif isinstance(default, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(default, tuple):
+        ok = isinstance(value, (list, tuple)) and len(value) == len(default)
+        value = tuple(value) if ok else value
+    else:
+        ok = True
+    if not ok:
+        raise ConfigError(f"{where} must be a {type(default).__name__} like {default!r}, got {value!r}")
+    return value
+
+
+def build(cls: type, data: dict[str, Any], where: str = "") -> Any:
+    """An instance of the config dataclass ``cls`` from a nested dict, refusing unknown keys."""
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise ConfigError(f"unknown setting {where}{unknown[0]}; known: {', '.join(sorted(known))}")
+    instance = cls()
+    for name, value in data.items():
+        default = getattr(instance, name)
+        if is_dataclass(default):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where}{name} must be a table of settings")
+            value = build(type(default), value, f"{where}{name}.")
+        else:
+            value = _coerce(value, default, where + name)
+            if isinstance(default, dict):  # tables of free keys extend the defaults
+                value = {**default, **value}
+        setattr(instance, name, value)
+    return instance
+
+
+def load_config(path: str | Path | None, overrides: Sequence[str] = ()) -> TrainConfig:
+    """The recipe at ``path`` (None: defaults) with ``KEY=VALUE`` overrides applied, validated."""
+    data = read_config_file(path) if path is not None else {}
+    for item in overrides:
+        keys, value = parse_override(item)
+        table = data
+        for key in keys[:-1]:
+            table = table.setdefault(key, {})
+            if not isinstance(table, dict):
+                raise ConfigError(f"override {item!r}: {key} is not a table")
+        table[keys[-1]] = value
+    cfg = build(TrainConfig, data)
+    check_config(cfg)
+    return cfg
+
+
+def check_config(cfg: TrainConfig) -> None:
+    """Refuse settings that cannot work, with the reason."""
+    names = {f.name for f in fields(Speech2TextConfig)} - {"extra"}
+    bad = sorted(set(cfg.model) - names)
+    if bad:
+        raise ConfigError(f"unknown model setting model.{bad[0]}; see Speech2TextConfig for the names")
+    if cfg.init_from and set(cfg.model) - set(DROPOUT_KEYS):
+        raise ConfigError(f"with init_from only {', '.join(DROPOUT_KEYS)} of [model] can change")
+    if not cfg.data.manifest("train"):
+        raise ConfigError("no training data: set data.corpus or data.train")
+    if cfg.optim.update_freq < 1 or cfg.data.max_frames < 1:
+        raise ConfigError("optim.update_freq and data.max_frames must be at least 1")
+    if not cfg.init_from:
+        try:
+            Speech2TextConfig(**cfg.model)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"invalid [model] settings: {exc}") from None
+
+
+# ---------------------------------------------------------------------------------------------------
+# Building the run
+
+
+def prepare_tokenizer(cfg: TrainConfig, out: Path, texts: Sequence[str], is_main: bool) -> Speech2TextTokenizer:
+    """The run's tokenizer in ``out/tokenizer``: trained on ``texts`` (or ``tokenizer.texts``), or copied
+    from ``init_from``; made once by rank 0 and reused on resume."""
+    from .spm import train_tokenizer
+
+    folder = out / "tokenizer"
+    if is_main and not (folder / "vocab.json").is_file():
+        if cfg.init_from:
+            Speech2TextProcessor.from_pretrained(cfg.init_from).tokenizer.save_pretrained(folder)
+        else:
+            corpus = read_texts(cfg.tokenizer.texts) if cfg.tokenizer.texts else list(texts)
+            train_tokenizer(folder, corpus, cfg.tokenizer.vocab_size, cfg.tokenizer.model_type)
+    barrier()
+    return Speech2TextTokenizer.from_pretrained(folder)
+
+
+def initialize(model: Speech2TextForConditionalGeneration) -> None:
+    """Xavier-uniform linear weights, N(0, d^-1/2) token embeddings (they are scaled by sqrt(d) and
+    tied to the output layer), zero biases; the convolutions keep PyTorch's default."""
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.Linear) and name != "lm_head":
+            torch.nn.init.xavier_uniform_(module.weight)
+            if module.bias is not None:
+                torch.nn.init.zeros_(module.bias)
+    embed = model.model.decoder.embed_tokens
+    torch.nn.init.normal_(embed.weight, std=model.config.d_model ** -0.5)
+    with torch.no_grad():
+        embed.weight[model.config.pad_token_id].zero_()
+
+
+def build_model(cfg: TrainConfig, tokenizer: Speech2TextTokenizer) -> Speech2TextForConditionalGeneration:
+    """``init_from``'s model (dropout settings overridable), or a fresh one sized to the tokenizer."""
+    if cfg.init_from:
+        model = Speech2TextForConditionalGeneration.from_pretrained(cfg.init_from, **cfg.model)
+        if len(tokenizer) > model.config.vocab_size:
+            raise ConfigError(f"{cfg.init_from}: its tokenizer has more tokens than the model's vocab_size")
+        return model.train()
+    eos = tokenizer.eos_token_id
+    config = Speech2TextConfig(**{**cfg.model, "vocab_size": len(tokenizer), "pad_token_id": tokenizer.pad_token_id,
+                                  "bos_token_id": tokenizer.bos_token_id, "eos_token_id": eos,
+                                  "decoder_start_token_id": eos})
+    model = Speech2TextForConditionalGeneration(config)
+    initialize(model)
+    return model.train()
+
+
+def make_dataset(cfg: TrainConfig, tokenizer: Speech2TextTokenizer, utterances: list) -> tuple[SpeechDataset, int]:
+    """The training set (over-long utterances dropped) and how many were dropped."""
+    ids = [tokenizer(u.text)["input_ids"] for u in utterances]
+    kept, kept_ids, dropped = filter_lengths(utterances, ids, cfg.data.max_utterance_frames,
+                                             cfg.data.max_utterance_tokens)
+    if not kept:
+        raise ConfigError("every training utterance is longer than data.max_utterance_frames/tokens")
+    return SpeechDataset(kept, kept_ids, Speech2TextFeatureExtractor(), cfg.specaugment, cfg.seed), dropped
+
+
+def clear_run(out: Path) -> None:
+    """Forget a previous run in ``out`` (checkpoints, tokenizer, log) before starting over."""
+    for name in (average.CHECKPOINT_DIR, "tokenizer"):
+        if (out / name).exists():
+            print(f"starting over: removing {out / name}", file=sys.stderr)
+            shutil.rmtree(out / name)
+    (out / "log.jsonl").unlink(missing_ok=True)
+
+
+def train(cfg: TrainConfig, resume: bool = True) -> Path:
+    """Run (or continue, with ``resume``) the training that ``cfg`` describes; return the final model
+    folder ``output_dir/model``."""
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    dist, device = setup_distributed(cfg.device)
+    out = Path(cfg.output_dir)
+    if dist.is_main:
+        if not resume:
+            clear_run(out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
+    barrier()
+    root = cfg.data.audio_root or None
+    rows = read_manifest(cfg.data.manifest("train"), root)
+    dev = read_manifest(cfg.data.manifest("dev"), root, limit=cfg.data.valid_limit) if cfg.data.manifest("dev") else []
+    if dev and importlib.util.find_spec("jiwer") is None:
+        raise ConfigError("validation needs jiwer (pip install jiwer), or set data.dev='' to train without it")
+    tokenizer = prepare_tokenizer(cfg, out, [u.text for u in rows], dist.is_main)
+    dataset, dropped = make_dataset(cfg, tokenizer, rows)
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg, tokenizer)
+    processor = Speech2TextProcessor(Speech2TextFeatureExtractor(), tokenizer)
+    trainer = Trainer(cfg, model, dataset, dist, device, processor, dev)
+    checkpoints = average.list_checkpoints(out)
+    if resume and checkpoints:
+        trainer.restore(average.load_checkpoint(checkpoints[-1]), checkpoints[-1])
+    else:
+        trainer.reseed()
+    if dist.is_main:
+        size = sum(p.numel() for p in set(model.parameters()))
+        print(f"{len(dataset)} training utterances ({dropped} too long, skipped), {len(dev)} for validation, "
+              f"{size / 1e6:.2f} M parameters, vocabulary {len(tokenizer)}, {dist.world_size} process(es) on "
+              f"{device}", file=sys.stderr)
+    trainer.run(Progress(dist.is_main, cfg, out / "log.jsonl"))
+    folder = finish(cfg, trainer, out, tokenizer_dir=out / "tokenizer")
+    if dist.world_size > 1:
+        torch.distributed.destroy_process_group()
+    return folder
+
+
+def finish(cfg: TrainConfig, trainer: Trainer, out: Path, tokenizer_dir: Path) -> Path:
+    """Average the last checkpoints into ``out/model`` and report its dev WER (rank 0 writes)."""
+    folder = out / "model"
+    if trainer.dist.is_main:
+        paths = average.list_checkpoints(out)[-max(cfg.average_last, 1):]
+        state = average.average_checkpoints(paths)
+        average.write_model(folder, state, trainer.model.config, tokenizer_dir, cfg.generation, cfg.float16_weights)
+        trainer.model.load_state_dict(state)
+        wer = trainer.validate()
+        note = f", dev WER {100 * wer:.2f}% (greedy)" if wer is not None else ""
+        print(f"averaged {len(paths)} checkpoint(s) into {folder}{note}", file=sys.stderr)
+    barrier()
+    return folder
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m s2t_live.train.recipe CONFIG [KEY=VALUE ...]`` (the same as ``s2t-live train``)."""
+    from ..cli_train import main as cli_main
+
+    return cli_main(["train", *(sys.argv[1:] if argv is None else argv)])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

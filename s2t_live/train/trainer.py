@@ -1,0 +1,419 @@
+"""The training loop of ``recipe.train``: updates, resumable checkpoints, validation and progress.
+
+``Trainer`` owns the model, the optimizer, the schedule and the data position. A checkpoint captures all
+of it plus every rank's RNG states, so stopping after any checkpoint and resuming gives the same weights
+as an uninterrupted run. With several processes (``torchrun``) each takes every ``world_size``-th batch;
+the loss is normalised by the number of target tokens of the whole update across ranks, so N processes
+compute the same update as one process accumulating N batches.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import sys
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..configuration import Speech2TextConfig
+from ..errors import S2TError
+from ..model import shift_tokens_right, subsampled_lengths
+from . import average
+from .data import IGNORE_INDEX, Batch, SpeechDataset, Utterance, bucket_batches, shard
+from .evaluate import evaluate
+
+# Settings of [model] that may change between a checkpoint and its resumption.
+MUTABLE_MODEL_KEYS = ("dropout", "attention_dropout", "activation_dropout", "encoder_layerdrop", "decoder_layerdrop")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Processes
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    rank: int = 0
+    world_size: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def setup_distributed(device: str) -> tuple[DistInfo, torch.device]:
+    """Join the process group that ``torchrun`` describes (``WORLD_SIZE`` > 1), gloo on CPU and nccl on
+    CUDA; a single process needs nothing. Returns this rank and its device."""
+    cuda = device.startswith("cuda")
+    if cuda and not torch.cuda.is_available():
+        raise S2TError(f"device {device} was asked for but no CUDA GPU is available; use --device cpu")
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistInfo(), torch.device(device)
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    dev = torch.device("cuda", local) if cuda else torch.device("cpu")
+    if cuda:
+        torch.cuda.set_device(dev)
+    if not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("nccl" if cuda else "gloo")
+    return DistInfo(torch.distributed.get_rank(), torch.distributed.get_world_size()), dev
+
+
+def distributed() -> bool:
+    return torch.distributed.is_available() and torch.distributed.is_initialized()
+
+
+def barrier() -> None:
+    if distributed():
+        torch.distributed.barrier()
+
+
+def rng_state(device: torch.device) -> dict[str, Any]:
+    """This process's torch, CUDA, numpy and Python RNG states, as types ``torch.load(weights_only=True)`` reads."""
+    _, keys, pos, has_gauss, gauss = np.random.get_state()
+    state = {"torch": torch.get_rng_state(), "numpy": torch.from_numpy(keys.astype(np.int64)),
+             "numpy_pos": int(pos), "numpy_gauss": (int(has_gauss), float(gauss)), "python": random.getstate()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def set_rng_state(state: dict[str, Any], device: torch.device) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(("MT19937", state["numpy"].numpy().astype(np.uint32), state["numpy_pos"],
+                         *state["numpy_gauss"]))
+    random.setstate(state["python"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Objective and schedule
+
+
+def label_smoothed_loss(logits: Tensor, labels: Tensor, epsilon: float) -> tuple[Tensor, Tensor]:
+    """Summed over the labels that are not -100: the cross-entropy against ``(1 - epsilon)`` on the
+    target plus ``epsilon`` spread uniformly over the vocabulary, and the plain negative log-likelihood.
+    logits: (B, L, V); labels: (B, L)."""
+    lprobs = F.log_softmax(logits.float(), dim=-1)
+    keep = labels != IGNORE_INDEX
+    nll = -lprobs.gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    smooth = -lprobs.mean(dim=-1)
+    loss = (1.0 - epsilon) * nll + epsilon * smooth
+    return loss[keep].sum(), nll[keep].sum()
+
+
+def ctc_loss(ctc_logits: Tensor, frames: Tensor, labels: Tensor, blank: int, eos: int) -> Tensor:
+    """Summed CTC loss of (B, S, V) encoder-side logits over ``frames`` (B,) valid encoder frames, against
+    the labels without padding and ``</s>``; ``blank`` is an id that never occurs in a transcript."""
+    keep = (labels != IGNORE_INDEX) & (labels != eos)
+    lprobs = F.log_softmax(ctc_logits.float(), dim=-1).transpose(0, 1)
+    return F.ctc_loss(lprobs, labels[keep], frames, keep.sum(-1), blank=blank, reduction="sum", zero_infinity=True)
+
+
+class TrainingModule(torch.nn.Module):
+    """The model plus, for the auxiliary CTC loss, a projection of the encoder output onto the vocabulary
+    that exists only during training. One module, so that DDP synchronises both."""
+
+    def __init__(self, model: torch.nn.Module, ctc: bool):
+        super().__init__()
+        self.model = model
+        self.ctc = torch.nn.Linear(model.config.d_model, model.config.vocab_size) if ctc else None
+
+    def forward(self, input_features: Tensor, attention_mask: Tensor, decoder_input_ids: Tensor
+                ) -> tuple[Tensor, Tensor | None]:
+        """Decoder logits (B, L, V) and, with CTC, encoder-side logits (B, S, V)."""
+        encoded = self.model.model.encoder(input_features, attention_mask).last_hidden_state
+        logits = self.model(attention_mask=attention_mask, decoder_input_ids=decoder_input_ids,
+                            encoder_outputs=(encoded,)).logits
+        return logits, self.ctc(encoded) if self.ctc is not None else None
+
+
+def inverse_sqrt(warmup: int) -> Callable[[int], float]:
+    """Learning-rate factor for update ``k + 1``: linear warm-up to 1 over ``warmup`` updates, then
+    ``sqrt(warmup / k)``."""
+    def factor(done: int) -> float:
+        k = done + 1
+        return 1.0 / math.sqrt(k) if warmup <= 0 else min(k / warmup, math.sqrt(warmup / k))
+    return factor
+
+
+@dataclass
+class Position:
+    """How far training got: updates done, and this rank's epoch and micro-batch index within it."""
+
+    step: int = 0
+    epoch: int = 0
+    batch: int = 0
+    elapsed: float = 0.0  # seconds spent training, across resumes
+
+
+# ---------------------------------------------------------------------------------------------------
+# Trainer
+
+
+class Trainer:
+    """Model, optimizer, schedule and data position of one run; ``run`` trains until a limit is hit."""
+
+    def __init__(self, cfg: Any, model: torch.nn.Module, dataset: SpeechDataset, dist: DistInfo,
+                 device: torch.device, processor: Any, dev: list[Utterance]):
+        self.cfg, self.dataset, self.dist, self.device = cfg, dataset, dist, device
+        self.processor, self.dev = processor, dev
+        self.model = model.to(device)
+        self.module = TrainingModule(self.model, cfg.optim.ctc_weight > 0).to(device)
+        self.net: torch.nn.Module = self.module
+        if dist.world_size > 1:
+            layerdrop = model.config.encoder_layerdrop > 0 or model.config.decoder_layerdrop > 0
+            self.net = torch.nn.parallel.DistributedDataParallel(
+                self.module, device_ids=[device.index] if device.type == "cuda" else None,
+                broadcast_buffers=False, find_unused_parameters=layerdrop)
+        opt = cfg.optim
+        self.optimizer = torch.optim.Adam(self.module.parameters(), lr=opt.lr, betas=tuple(opt.betas), eps=opt.eps,
+                                          weight_decay=opt.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, inverse_sqrt(opt.warmup_steps))
+        self.pos = Position()
+        self.saved_step = -1
+        self._epoch_cache: tuple[int, list[list[int]]] = (-1, [])
+
+    # ----- data -----------------------------------------------------------------------------------
+
+    def epoch_batches(self, epoch: int) -> list[list[int]]:
+        """This rank's micro-batches of ``epoch`` (the same on every run with the same seed)."""
+        if self._epoch_cache[0] != epoch:
+            d = self.cfg.data
+            batches = bucket_batches(self.dataset.frames, self.dataset.tokens, d.max_frames, d.max_tokens,
+                                     d.max_batch_size, self.cfg.seed, epoch)
+            self._epoch_cache = (epoch, shard(batches, self.dist.rank, self.dist.world_size))
+        return self._epoch_cache[1]
+
+    def next_update(self) -> list[list[int]] | None:
+        """The micro-batches of the next update, moving on to the next epoch when needed; None once
+        ``max_epochs`` are done."""
+        u = self.cfg.optim.update_freq
+        while not (self.cfg.max_epochs and self.pos.epoch >= self.cfg.max_epochs):
+            batches = self.epoch_batches(self.pos.epoch)
+            if len(batches) < u:
+                raise S2TError(f"an epoch has only {len(batches)} batch(es) per process, fewer than one update "
+                               f"({u}): lower data.max_frames or optim.update_freq")
+            if self.pos.batch + u <= len(batches) // u * u:
+                return batches[self.pos.batch:self.pos.batch + u]
+            self.pos.epoch, self.pos.batch = self.pos.epoch + 1, 0
+        return None
+
+    # ----- one update -----------------------------------------------------------------------------
+
+    def forward_loss(self, batch: Batch) -> tuple[Tensor, Tensor]:
+        """Summed training loss (label-smoothed cross-entropy, mixed with CTC at ``optim.ctc_weight``) and
+        NLL of a batch, teacher-forced."""
+        config, opt = self.model.config, self.cfg.optim
+        decoder_input_ids = shift_tokens_right(batch.labels, config.pad_token_id, config.decoder_start_token_id)
+        amp = self.cfg.amp and self.device.type == "cuda"
+        with torch.autocast("cuda", dtype=torch.bfloat16) if amp else nullcontext():
+            logits, ctc_logits = self.net(batch.input_features, batch.attention_mask, decoder_input_ids)
+        loss, nll = label_smoothed_loss(logits, batch.labels, opt.label_smoothing)
+        if ctc_logits is not None:
+            frames = subsampled_lengths(batch.attention_mask.sum(-1), config.num_conv_layers)
+            ctc = ctc_loss(ctc_logits, frames, batch.labels, config.pad_token_id, config.eos_token_id)
+            loss = (1 - opt.ctc_weight) * loss + opt.ctc_weight * ctc
+        return loss, nll
+
+    def train_step(self, groups: list[list[int]]) -> dict[str, float]:
+        """One optimizer update over ``groups`` (micro-batches of utterance indices)."""
+        batches = [self.dataset.batch(g, self.pos.epoch).to(self.device) for g in groups]
+        local_tokens = sum(b.num_tokens for b in batches)
+        total = torch.tensor([float(local_tokens)], device=self.device)
+        if self.dist.world_size > 1:
+            torch.distributed.all_reduce(total)
+        # DDP averages gradients over ranks, hence the world_size: the result is the per-token mean
+        # over every target token of the update.
+        scale = self.dist.world_size / float(total)
+        loss_sum = nll_sum = 0.0
+        for i, batch in enumerate(batches):
+            last = i == len(batches) - 1
+            with self.net.no_sync() if self.net is not self.module and not last else nullcontext():
+                loss, nll = self.forward_loss(batch)
+                (loss * scale).backward()
+            loss_sum, nll_sum = loss_sum + float(loss.detach()), nll_sum + float(nll.detach())
+        clip = self.cfg.optim.clip_norm
+        norm = torch.nn.utils.clip_grad_norm_(self.module.parameters(), clip if clip > 0 else math.inf)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.pos.step += 1
+        self.pos.batch += len(groups)
+        return {"loss": loss_sum / local_tokens, "nll": nll_sum / local_tokens, "tokens": local_tokens,
+                "grad_norm": float(norm), "lr": self.optimizer.param_groups[0]["lr"]}
+
+    # ----- checkpoints ----------------------------------------------------------------------------
+
+    def reseed(self, offset: int = 0) -> None:
+        """Seed dropout and every other RNG of this rank for a fresh start."""
+        seed = self.cfg.seed + 1009 * self.dist.rank + offset
+        torch.manual_seed(seed)
+        np.random.seed(seed % 2**32)
+        random.seed(seed)
+
+    def ctc_state(self) -> dict[str, Tensor]:
+        return self.module.ctc.state_dict() if self.module.ctc is not None else {}
+
+    def save(self) -> None:
+        """Write a checkpoint of the current step (rank 0; every rank contributes its RNG states)."""
+        rngs = [rng_state(self.device)]
+        if self.dist.world_size > 1:
+            rngs = [None] * self.dist.world_size
+            torch.distributed.all_gather_object(rngs, rng_state(self.device))
+        if self.dist.is_main:
+            state = {"model": self.model.state_dict(), "ctc": self.ctc_state(),
+                     "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                     "position": asdict(self.pos), "rng": rngs,
+                     "world_size": self.dist.world_size, "config": asdict(self.cfg),
+                     "model_config": self.model.config.to_dict()}
+            keep = max(self.cfg.keep_last, self.cfg.average_last) if self.cfg.keep_last else 0
+            average.save_checkpoint(state, average.checkpoint_path(self.cfg.output_dir, self.pos.step), keep)
+        self.saved_step = self.pos.step
+
+    def restore(self, ckpt: dict[str, Any], path: Path) -> None:
+        """Continue from a checkpoint of this run: weights, optimizer, schedule, position and RNGs."""
+        old = Speech2TextConfig.from_dict(ckpt["model_config"])
+        names = [f.name for f in fields(Speech2TextConfig) if f.name not in (*MUTABLE_MODEL_KEYS, "extra")]
+        changed = [k for k in names if getattr(old, k) != getattr(self.model.config, k)]
+        if changed:
+            raise S2TError(f"{path} was trained with another model ({changed[0]}={getattr(old, changed[0])!r}); pass "
+                           "--no-resume to start over or choose another output_dir")
+        if bool(ckpt.get("ctc")) != (self.module.ctc is not None):
+            raise S2TError(f"{path} was trained {'with' if ckpt.get('ctc') else 'without'} the CTC loss: keep "
+                           "optim.ctc_weight on the same side of 0, or pass --no-resume")
+        self.model.load_state_dict(ckpt["model"])
+        if self.module.ctc is not None:
+            self.module.ctc.load_state_dict(ckpt["ctc"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scheduler.load_state_dict(ckpt["scheduler"])
+        self.pos = Position(**ckpt["position"])
+        self.saved_step = self.pos.step
+        if ckpt.get("world_size") == self.dist.world_size:
+            set_rng_state(ckpt["rng"][self.dist.rank], self.device)
+        else:  # another sharding: the old position means nothing, start the next epoch
+            print(f"resuming with {self.dist.world_size} process(es) instead of {ckpt.get('world_size')}: "
+                  "continuing from the next epoch", file=sys.stderr)
+            self.pos.epoch, self.pos.batch = self.pos.epoch + 1, 0
+            self.reseed(offset=self.pos.step)
+
+    # ----- loop -----------------------------------------------------------------------------------
+
+    def validate(self) -> float | None:
+        """Greedy dev WER of the current weights (None without a dev set)."""
+        if not self.dev:
+            return None
+        # An untrained model babbles until max_length: stop well past the longest reference instead.
+        longest = max(len(self.processor.tokenizer(u.text)["input_ids"]) for u in self.dev)
+        limit = min(self.cfg.generation.get("max_length", 200), 2 * longest + 10)
+        return evaluate(self.model, self.processor, self.dev, num_beams=1, max_length=limit).wer
+
+    def agree(self, *flags: bool) -> list[bool]:
+        """Rank 0's values of ``flags`` on every rank (time-based decisions must not differ)."""
+        if self.dist.world_size == 1:
+            return list(flags)
+        values = torch.tensor([float(f) for f in flags], device=self.device)
+        torch.distributed.broadcast(values, 0)
+        return [bool(v) for v in values.tolist()]
+
+    def run(self, progress: "Progress") -> None:
+        """Train until ``max_steps``, ``max_epochs`` or ``max_minutes``; the last step is always saved."""
+        cfg = self.cfg
+        start, base, last_save = time.monotonic(), self.pos.elapsed, time.monotonic()
+        progress.start(self.pos)
+        while not (cfg.max_steps and self.pos.step >= cfg.max_steps):
+            groups = self.next_update()
+            if groups is None:
+                break
+            stats = self.train_step(groups)
+            self.pos.elapsed = base + time.monotonic() - start
+            progress.step(self.pos, stats)
+            if self.dist.is_main and cfg.valid_every_steps and self.pos.step % cfg.valid_every_steps == 0:
+                progress.event(self.pos, dev_wer=self.validate())
+            by_time = cfg.save_every_minutes > 0 and time.monotonic() - last_save >= 60 * cfg.save_every_minutes
+            out_of_time = cfg.max_minutes > 0 and self.pos.elapsed >= 60 * cfg.max_minutes
+            by_time, out_of_time = self.agree(by_time, out_of_time)
+            if by_time or (cfg.save_every_steps and self.pos.step % cfg.save_every_steps == 0):
+                self.save()
+                last_save = time.monotonic()
+            if out_of_time:
+                progress.event(self.pos, note=f"time budget of {cfg.max_minutes:g} minutes used")
+                break
+        if self.saved_step != self.pos.step:
+            self.save()
+        progress.close()
+
+
+def format_seconds(seconds: float) -> str:
+    """``h:mm:ss``."""
+    seconds = int(max(0, seconds))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+class Progress:
+    """A status line (step, loss, lr, speed, ETA), redrawn in place on a terminal and printed every
+    ``log_every`` steps otherwise, plus ``log.jsonl`` records. Silent on ranks other than 0."""
+
+    def __init__(self, enabled: bool, cfg: Any, log_path: Path):
+        self.enabled, self.cfg, self.log_path = enabled, cfg, log_path
+        self.tty = sys.stderr.isatty()
+        self.sums = {"loss": 0.0, "nll": 0.0, "tokens": 0}
+        self.t0, self.step0 = time.monotonic(), 0
+
+    def start(self, pos: Position) -> None:
+        self.t0, self.step0 = time.monotonic(), pos.step
+
+    def eta(self, pos: Position) -> str:
+        per_step = (time.monotonic() - self.t0) / max(pos.step - self.step0, 1)
+        left = [(self.cfg.max_steps - pos.step) * per_step] if self.cfg.max_steps else []
+        left += [60 * self.cfg.max_minutes - pos.elapsed] if self.cfg.max_minutes else []
+        return format_seconds(min(left)) if left else "?"
+
+    def step(self, pos: Position, stats: dict[str, float]) -> None:
+        if not self.enabled:
+            return
+        for key in ("loss", "nll"):
+            self.sums[key] += stats[key] * stats["tokens"]
+        self.sums["tokens"] += stats["tokens"]
+        per_step = (time.monotonic() - self.t0) / max(pos.step - self.step0, 1)
+        logged = pos.step % max(self.cfg.log_every, 1) == 0
+        n = max(self.sums["tokens"], 1)
+        line = (f"step {pos.step}{f'/{self.cfg.max_steps}' if self.cfg.max_steps else ''} epoch {pos.epoch + 1} "
+                f"loss {self.sums['loss'] / n:.3f} nll {self.sums['nll'] / n:.3f} lr {stats['lr']:.2e} "
+                f"{per_step:.2f} s/step elapsed {format_seconds(pos.elapsed)} ETA {self.eta(pos)}")
+        if self.tty:
+            print(f"\r{line}\033[K", end="", file=sys.stderr, flush=True)
+        elif logged:
+            print(line, file=sys.stderr, flush=True)
+        if logged:
+            self.record(step=pos.step, epoch=pos.epoch, loss=self.sums["loss"] / n, nll=self.sums["nll"] / n,
+                        lr=stats["lr"], grad_norm=stats["grad_norm"], sec_per_step=per_step, elapsed=pos.elapsed)
+            self.sums = {"loss": 0.0, "nll": 0.0, "tokens": 0}
+
+    def event(self, pos: Position, **values: Any) -> None:
+        """Print and record something that happened at ``pos`` (a validation, the end of the budget)."""
+        if not self.enabled:
+            return
+        text = ", ".join(f"dev WER {100 * v:.2f}%" if k == "dev_wer" and v is not None else str(v)
+                         for k, v in values.items() if v is not None)
+        if text:
+            print(f"{chr(10) if self.tty else ''}step {pos.step}: {text}", file=sys.stderr, flush=True)
+            self.record(step=pos.step, elapsed=pos.elapsed, **values)
+
+    def record(self, **values: Any) -> None:
+        with open(self.log_path, "a", encoding="utf-8") as log:
+            log.write(json.dumps(values) + "\n")
+
+    def close(self) -> None:
+        if self.enabled and self.tty:
+            print(file=sys.stderr)

@@ -1,0 +1,334 @@
+"""The training recipe: manifests, SpecAugment, loss, resumable training, averaging, DDP, evaluation.
+
+The corpus is eight short utterances spoken by espeak-ng (or, where it is missing, tones of different
+pitch and length standing in for speech); the model is tiny, so every run takes a few seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from s2t_live.audio import load_audio
+from s2t_live.errors import S2TError
+from s2t_live.train import average
+from s2t_live.train.data import (SpecAugmentConfig, draw_masks, read_manifest, spec_augment, bucket_batches,
+                                 shard)
+from s2t_live.train.recipe import ConfigError, load_config, train
+from s2t_live.train.trainer import label_smoothed_loss
+
+SENTENCES = ["the cat sat on the mat", "a dog ran in the park", "she sells sea shells", "open the door please",
+             "it is cold today", "we like green tea", "turn on the light", "the sun is bright"]
+TINY_MODEL = {"d_model": 32, "encoder_layers": 1, "decoder_layers": 1, "encoder_ffn_dim": 64, "decoder_ffn_dim": 64,
+              "encoder_attention_heads": 2, "decoder_attention_heads": 2, "conv_channels": 32, "dropout": 0.1,
+              "max_source_positions": 1000, "max_target_positions": 100}
+
+
+def speak(text: str, index: int, path: Path) -> np.ndarray:
+    """16 kHz speech for ``text`` by espeak-ng, or a stand-in tone when espeak-ng is not installed."""
+    if shutil.which("espeak-ng"):
+        raw = path.with_suffix(".raw.wav")
+        subprocess.run(["espeak-ng", "-s", "220", "-w", str(raw), text], check=True, capture_output=True)
+        wave = load_audio(raw)
+        raw.unlink()
+        return wave
+    t = np.arange(int(16000 * (0.6 + 0.05 * len(text.split())))) / 16000
+    return (0.3 * np.sin(2 * np.pi * (200 + 40 * index) * t)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    """train.tsv (all eight) and dev.tsv (four) with 16 kHz WAVs, in the fairseq S2T layout."""
+    root = tmp_path_factory.mktemp("corpus")
+    (root / "audio").mkdir()
+    lines = []
+    for i, text in enumerate(SENTENCES):
+        wav = root / "audio" / f"u{i}.wav"
+        wave = speak(text, i, wav)
+        sf.write(wav, wave, 16000, subtype="PCM_16")
+        lines.append(f"u{i}\taudio/u{i}.wav\t{1 + (len(wave) - 400) // 160}\t{text}\tspk{i % 2}\n")
+    header = "id\taudio\tn_frames\ttgt_text\tspeaker\n"
+    (root / "train.tsv").write_text(header + "".join(lines))
+    (root / "dev.tsv").write_text(header + "".join(lines[:4]))
+    return root
+
+
+def tiny_config(corpus: Path, out: Path, *extra: str):
+    overrides = [f"output_dir='{out}'", f"data.corpus='{corpus}'", "data.max_frames=700", "data.valid_limit=4",
+                 "tokenizer.vocab_size=40", "optim.lr=3e-3", "optim.warmup_steps=2", "save_every_steps=2",
+                 "keep_last=3", "average_last=2", "valid_every_steps=0", "log_every=1", "generation.max_length=30",
+                 "threads=1", "optim.ctc_weight=0.3", *extra]
+    cfg = load_config(None, overrides)
+    cfg.model = dict(TINY_MODEL)
+    return cfg
+
+
+def weights(folder: Path) -> dict[str, torch.Tensor]:
+    return average.load_checkpoint(average.list_checkpoints(folder)[-1])["model"]
+
+
+# ----- manifests ------------------------------------------------------------------------------------
+
+
+def test_manifest_rows_resolve_audio_against_the_manifest_folder(corpus):
+    rows = read_manifest(corpus / "train.tsv")
+    assert [r.text for r in rows] == SENTENCES
+    assert rows[0].audio == corpus / "audio" / "u0.wav" and rows[1].speaker == "spk1"
+    assert read_manifest(corpus / "train.tsv", limit=3)[-1].id == "u2"
+
+
+def test_manifest_without_a_required_column_is_refused(tmp_path):
+    (tmp_path / "m.tsv").write_text("id\taudio\ttgt_text\nu0\ta.wav\thello\n")
+    with pytest.raises(S2TError, match="missing column.*n_frames"):
+        read_manifest(tmp_path / "m.tsv")
+
+
+def test_manifest_with_missing_audio_names_the_file(tmp_path, corpus):
+    (tmp_path / "m.tsv").write_text("id\taudio\tn_frames\ttgt_text\nu0\tnowhere.wav\t100\thello\n")
+    with pytest.raises(S2TError, match="1 of 1 audio files are missing.*nowhere.wav"):
+        read_manifest(tmp_path / "m.tsv")
+    with pytest.raises(S2TError, match="no such manifest"):
+        read_manifest(tmp_path / "absent.tsv")
+
+
+def test_recipe_errors_are_one_line_config_errors(tmp_path):
+    with pytest.raises(ConfigError, match="unknown setting optim.lrr"):
+        load_config(None, ["data.train=x.tsv", "optim.lrr=1"])
+    with pytest.raises(ConfigError, match="max_steps must be a int"):
+        load_config(None, ["data.train=x.tsv", "max_steps='many'"])
+    (tmp_path / "r.toml").write_text("max_steps = 3\n[model]\nd_modell = 3\n")
+    with pytest.raises(ConfigError, match="model.d_modell"):
+        load_config(tmp_path / "r.toml", ["data.train=x.tsv"])
+
+
+def test_recipe_formats_agree(tmp_path):
+    (tmp_path / "r.toml").write_text("max_steps = 3\n[optim]\nlr = 1e-3\nbetas = [0.9, 0.99]\n")
+    (tmp_path / "r.json").write_text('{"max_steps": 3, "optim": {"lr": 0.001, "betas": [0.9, 0.99]}}')
+    (tmp_path / "r.yaml").write_text("max_steps: 3\noptim:\n  lr: 0.001\n  betas: [0.9, 0.99]\n")
+    loaded = [load_config(tmp_path / f"r.{ext}", ["data.train=x.tsv", "optim.warmup_steps=7"])
+              for ext in ("toml", "json", "yaml")]
+    assert loaded[0] == loaded[1] == loaded[2]
+    assert loaded[0].optim.betas == (0.9, 0.99) and loaded[0].optim.warmup_steps == 7
+
+
+def test_embedded_recipe_loads_and_fits_the_size_budget():
+    from s2t_live.configuration import Speech2TextConfig
+    from s2t_live.model import Speech2TextForConditionalGeneration
+
+    cfg = load_config(Path(__file__).parents[1] / "recipes" / "embedded.toml")
+    config = Speech2TextConfig(**{**cfg.model, "vocab_size": cfg.tokenizer.vocab_size})
+    model = Speech2TextForConditionalGeneration(config)
+    assert model.num_parameters() <= 10_000_000 and cfg.float16_weights
+
+
+# ----- batching, SpecAugment, loss, averaging ---------------------------------------------------------
+
+
+def test_batches_respect_the_frame_budget_and_cover_each_utterance_once():
+    rng = np.random.default_rng(0)
+    frames = rng.integers(50, 400, size=200).tolist()
+    tokens = rng.integers(3, 30, size=200).tolist()
+    batches = bucket_batches(frames, tokens, 2000, 300, 16, seed=1, epoch=0)
+    assert sorted(i for b in batches for i in b) == list(range(200))
+    for b in batches:
+        assert len(b) * max(frames[i] for i in b) <= 2000 and len(b) * max(tokens[i] for i in b) <= 300
+        assert len(b) <= 16
+    assert batches == bucket_batches(frames, tokens, 2000, 300, 16, seed=1, epoch=0)
+    assert batches != bucket_batches(frames, tokens, 2000, 300, 16, seed=1, epoch=1)
+    two = [shard(batches, r, 2) for r in range(2)]
+    assert len(two[0]) == len(two[1]) == len(batches) // 2 and not set(map(tuple, two[0])) & set(map(tuple, two[1]))
+
+
+def test_specaugment_masks_stay_within_their_bounds():
+    cfg = SpecAugmentConfig(freq_masks=2, freq_width=10, time_masks=3, time_width=30, time_ratio=0.2)
+    rng = np.random.default_rng(0)
+    for frames in (5, 60, 500):
+        for mask in draw_masks(frames, 80, cfg, rng):
+            size, limit = (80, 10) if mask.axis == 1 else (frames, min(30, int(0.2 * frames)))
+            assert 0 <= mask.width <= limit and 0 <= mask.start and mask.start + mask.width <= size
+    x = torch.randn(200, 80) + 5
+    masks = draw_masks(200, 80, cfg, np.random.default_rng(3))
+    y = spec_augment(x, cfg, np.random.default_rng(3))
+    expected = torch.zeros(200, 80, dtype=torch.bool)
+    for m in masks:
+        if m.axis == 0:
+            expected[m.start:m.start + m.width] = True
+        else:
+            expected[:, m.start:m.start + m.width] = True
+    assert torch.equal(y == 0, expected) and torch.equal(y[~expected], x[~expected])
+
+
+def test_label_smoothed_loss_matches_a_hand_computation():
+    torch.manual_seed(0)
+    logits = torch.randn(2, 3, 5)
+    labels = torch.tensor([[1, 4, -100], [0, 2, 3]])
+    eps = 0.1
+    loss, nll = label_smoothed_loss(logits, labels, eps)
+    want_loss = want_nll = 0.0
+    for b in range(2):
+        for t in range(3):
+            if labels[b, t] < 0:
+                continue
+            p = torch.exp(logits[b, t]) / torch.exp(logits[b, t]).sum()
+            target = torch.full((5,), eps / 5)
+            target[labels[b, t]] += 1 - eps
+            want_loss += float(-(target * p.log()).sum())
+            want_nll += float(-p[labels[b, t]].log())
+    assert loss.item() == pytest.approx(want_loss, rel=1e-5) and nll.item() == pytest.approx(want_nll, rel=1e-5)
+
+
+def test_averaging_is_the_mean_of_the_weights(tmp_path):
+    states = [{"w": torch.tensor([1.0, 2.0]) * k, "n": torch.tensor([k])} for k in (1, 2, 6)]
+    for k, state in enumerate(states):
+        average.save_checkpoint({"model": state}, average.checkpoint_path(tmp_path, k + 1), keep_last=0)
+    paths = average.list_checkpoints(tmp_path)
+    mean = average.average_checkpoints(paths)
+    assert torch.equal(mean["w"], torch.tensor([3.0, 6.0])) and mean["n"].item() == 6
+    average.save_checkpoint({"model": states[0]}, average.checkpoint_path(tmp_path, 4), keep_last=2)
+    assert [p.name for p in average.list_checkpoints(tmp_path)] == ["step_00000003.pt", "step_00000004.pt"]
+
+
+# ----- training -------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def trained(corpus, tmp_path_factory) -> Path:
+    """Six updates in one go (checkpoints every two steps, dropout on, SpecAugment on)."""
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("run")
+    train(tiny_config(corpus, out, "max_steps=6", "float16_weights=true"), resume=False)
+    return out
+
+
+def test_training_writes_a_folder_the_engine_loads_and_transcribes_with(trained, corpus):
+    from s2t_live.model import Speech2TextForConditionalGeneration
+    from s2t_live.processor import Speech2TextProcessor
+
+    folder = trained / "model"
+    for name in ("config.json", "generation_config.json", "model.safetensors", "preprocessor_config.json",
+                 "sentencepiece.bpe.model", "vocab.json", "tokenizer_config.json"):
+        assert (folder / name).is_file(), name
+    model = Speech2TextForConditionalGeneration.from_pretrained(folder)
+    processor = Speech2TextProcessor.from_pretrained(folder)
+    assert model.dtype == torch.float32 and model.generation_config.num_beams == 5
+    inputs = processor(load_audio(corpus / "audio" / "u0.wav"), sampling_rate=16000, return_tensors="pt")
+    ids = model.generate(inputs["input_features"], attention_mask=inputs["attention_mask"], max_length=20)
+    assert isinstance(processor.batch_decode(ids, skip_special_tokens=True)[0], str)
+    from safetensors import safe_open
+    with safe_open(folder / "model.safetensors", "pt") as f:
+        assert f.get_tensor(next(iter(f.keys()))).dtype == torch.float16
+    log = (trained / "log.jsonl").read_text().splitlines()
+    assert len(log) >= 6 and '"loss"' in log[0]
+    assert average.load_checkpoint(average.list_checkpoints(trained)[-1])["ctc"]  # CTC head: trained, not exported
+
+
+def test_final_model_is_the_average_of_the_last_checkpoints(trained):
+    from s2t_live.loading import load_state_dict
+
+    paths = average.list_checkpoints(trained)
+    assert [p.name for p in paths] == ["step_00000002.pt", "step_00000004.pt", "step_00000006.pt"]
+    want = average.average_checkpoints(paths[-2:])
+    got = load_state_dict(trained / "model")
+    key = "model.encoder.layers.0.fc1.weight"
+    assert torch.allclose(got[key].float(), want[key], atol=1e-3)
+
+
+def test_stopping_and_resuming_gives_the_same_weights(trained, corpus, tmp_path):
+    train(tiny_config(corpus, tmp_path, "max_steps=3"), resume=True)  # stops at an odd step, saved
+    assert average.list_checkpoints(tmp_path)[-1].name == "step_00000003.pt"
+    (tmp_path / "checkpoints" / "step_00000003.pt").unlink()  # as if stopped before that save
+    train(tiny_config(corpus, tmp_path, "max_steps=6"), resume=True)
+    once, resumed = weights(trained), weights(tmp_path)
+    assert once.keys() == resumed.keys()
+    assert all(torch.equal(once[k], resumed[k]) for k in once)
+
+
+def test_resume_refuses_a_checkpoint_of_another_model(trained, corpus, tmp_path):
+    shutil.copytree(trained / "checkpoints", tmp_path / "checkpoints")
+    shutil.copytree(trained / "tokenizer", tmp_path / "tokenizer")
+    cfg = tiny_config(corpus, tmp_path, "max_steps=8")
+    cfg.model["decoder_ffn_dim"] = 48
+    with pytest.raises(S2TError, match="another model.*decoder_ffn_dim"):
+        train(cfg)
+
+
+def _ddp_worker(rank: int, port: int, corpus: Path, out: Path) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
+                      WORLD_SIZE="2")
+    torch.set_num_threads(1)
+    cfg = tiny_config(corpus, out, "max_steps=2", "valid_every_steps=0", "data.dev=''", "data.corpus=''",
+                      f"data.train='{corpus / 'train.tsv'}'")
+    cfg.model["dropout"] = 0.0
+    train(cfg, resume=False)
+
+
+def test_two_process_gloo_run_equals_one_process_accumulating_two_batches(corpus, tmp_path):
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ddp_out, single_out = tmp_path / "ddp", tmp_path / "single"
+    mp.start_processes(_ddp_worker, args=(port, corpus, ddp_out), nprocs=2, start_method="spawn")
+    assert [p.name for p in average.list_checkpoints(ddp_out)] == ["step_00000002.pt"]
+    assert (ddp_out / "model" / "model.safetensors").is_file()
+    ckpt = average.load_checkpoint(average.list_checkpoints(ddp_out)[-1])
+    assert ckpt["world_size"] == 2 and len(ckpt["rng"]) == 2
+    cfg = tiny_config(corpus, single_out, "max_steps=2", "optim.update_freq=2", "data.dev=''", "data.corpus=''",
+                      f"data.train='{corpus / 'train.tsv'}'")
+    cfg.model["dropout"] = 0.0
+    train(cfg, resume=False)
+    one, two = weights(single_out), ckpt["model"]
+    assert all(torch.allclose(one[k], two[k], atol=1e-5) for k in one)
+
+
+def test_fine_tuning_reuses_the_tokenizer_of_init_from(trained, corpus, tmp_path):
+    cfg = tiny_config(corpus, tmp_path, "max_steps=2", f"init_from='{trained / 'model'}'", "data.dev=''",
+                      "data.corpus=''", f"data.train='{corpus / 'train.tsv'}'")
+    cfg.model = {"dropout": 0.0}
+    folder = train(cfg, resume=False)
+    read = lambda f: json.loads((f / "vocab.json").read_text())
+    assert read(folder) == read(trained / "model")
+    assert not (tmp_path / "tokenizer" / "spm_train.model").exists()
+    start = average.load_checkpoint(average.list_checkpoints(tmp_path)[0])["model_config"]
+    assert start["d_model"] == 32 and start["dropout"] == 0.0
+
+
+def test_time_budget_ends_training_gracefully_with_a_final_model(corpus, tmp_path, capsys):
+    train(tiny_config(corpus, tmp_path, "max_minutes=0.0001", "data.dev=''"), resume=False)
+    assert [p.name for p in average.list_checkpoints(tmp_path)] == ["step_00000001.pt"]
+    assert (tmp_path / "model" / "model.safetensors").is_file()
+    assert "time budget of 0.0001 minutes used" in capsys.readouterr().err
+
+
+def test_evaluate_cli_prints_the_word_error_rate(trained, corpus, capsys):
+    from s2t_live.train.evaluate import main, normalize_text
+
+    assert normalize_text("Hello, World! It's   ok.") == "hello world it's ok"
+    assert main(["--model", str(trained / "model"), "--manifest", str(corpus / "dev.tsv"), "--limit", "2",
+                 "--num-beams", "1"]) == 0
+    assert capsys.readouterr().out.startswith("WER ")
+
+
+def test_cli_parsers_set_their_functions():
+    import argparse
+
+    from s2t_live.cli_train import add_evaluate_parser, add_train_parser, cmd_evaluate, cmd_train
+
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="command")
+    add_train_parser(sub)
+    add_evaluate_parser(sub)
+    args = parser.parse_args(["train", "r.toml", "optim.lr=1e-3", "max_steps=5", "--no-resume"])
+    assert args.func is cmd_train and args.overrides == ["optim.lr=1e-3", "max_steps=5"] and not args.resume
+    args = parser.parse_args(["evaluate", "--model", "m", "--manifest", "t.tsv", "--limit", "3"])
+    assert args.func is cmd_evaluate and args.limit == 3 and args.num_beams is None
