@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -32,6 +33,18 @@ SHAPES: dict[str, dict[str, Any]] = {
                  encoder_attention_heads=4, decoder_attention_heads=4, conv_channels=96,
                  num_conv_layers=2, conv_kernel_sizes=[5, 5]),
 }
+
+
+@contextmanager
+def one_thread():
+    """Run torch single-threaded inside the block: small sequential decoding only contends for a shared
+    machine's cores when given more threads (tests and benchmarks run beside other work)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def read_clips(folder: str | Path, max_seconds: float | None = None) -> list[tuple[str, np.ndarray, str]]:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import os
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-os.environ["HF_HUB_OFFLINE"] = "1"  # tests never reach the hub
+os.environ["HF_HUB_OFFLINE"] = "1"  # tests never reach the hub: offline, models built locally
 
 REALSPEECH = Path(os.environ.get("S2T_REALSPEECH", Path(__file__).resolve().parent / "data" / "realspeech"))
 
@@ -57,26 +56,13 @@ def tiny_model(checkpoint) -> Path:
     return checkpoint("tiny", seed=0, steps=60)
 
 
-@contextmanager
-def one_thread():
-    """Small sequential decoding: more intra-op threads only contend on a shared 2-core machine."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="session")
 def memorising_model(tmp_path_factory, realspeech_dir) -> Path:
     """A tiny checkpoint fitted 80 steps on the 6-s clips: it reproduces their transcripts, so streaming
     and GUI tests see real, audio-dependent text."""
     import torch
 
-    from s2t_live.testing import build_checkpoint, read_clips
+    from s2t_live.testing import build_checkpoint, one_thread, read_clips
 
     folder = tmp_path_factory.mktemp("memorising")
     torch.manual_seed(0)

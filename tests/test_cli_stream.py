@@ -6,33 +6,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-import torch
 
 from s2t_live import cli_stream
 from s2t_live.errors import DeviceError
 from s2t_live.streaming import microphone
-from s2t_live.testing import read_clips
+from s2t_live.testing import one_thread
 
-
-def realspeech_dir() -> Path:
-    here = Path(__file__).resolve().parent / "data" / "realspeech"
-    return Path(os.environ.get("S2T_REALSPEECH", here))
-
-
-@contextmanager
-def one_thread():
-    """Decoding here is small and sequential; on a shared 2-core machine more intra-op threads only
-    contend (10x slower under load), so these tests run the model single-threaded."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+REALSPEECH = Path(os.environ.get("S2T_REALSPEECH", Path(__file__).resolve().parent / "data" / "realspeech"))
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -56,7 +39,7 @@ def parse(argv):
 
 
 def test_stream_jsonl_prints_one_parseable_event_per_line(model_dir, capsys):
-    clip = realspeech_dir() / "jfk.flac"
+    clip = REALSPEECH / "jfk.flac"
     args = parse(["stream", str(clip), "--model", str(model_dir), "--speed", "0"])
     assert args.func(args) == 0
     lines = capsys.readouterr().out.splitlines()
@@ -77,7 +60,7 @@ def test_stream_jsonl_prints_one_parseable_event_per_line(model_dir, capsys):
 
 @pytest.mark.parametrize("fmt", ["srt", "txt"])
 def test_stream_writes_subtitles_or_text(model_dir, capsys, fmt):
-    clip = realspeech_dir() / "LJ002-0035.wav"
+    clip = REALSPEECH / "LJ002-0035.wav"
     args = parse(["stream", str(clip), "--model", str(model_dir), "--speed", "0", "--format", fmt,
                   "--no-offline-check"])
     assert args.func(args) == 0
@@ -125,7 +108,7 @@ def test_listen_writes_the_srt_and_reports_a_lost_microphone(model_dir, monkeypa
 
     from s2t_live.audio import load_audio
 
-    wave = load_audio(realspeech_dir() / "LJ002-0035.wav")
+    wave = load_audio(REALSPEECH / "LJ002-0035.wav")
     fake = types.SimpleNamespace(
         PortAudioError=RuntimeError, default=types.SimpleNamespace(device=[0, 0]),
         query_devices=lambda: [{"name": "Fake Mic", "max_input_channels": 1, "default_samplerate": 16000.0}],

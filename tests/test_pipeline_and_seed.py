@@ -1,4 +1,7 @@
-"""The seed document's two examples, with ``s2t_live`` in place of ``transformers`` and a local folder."""
+"""The seed document's two examples, with ``s2t_live`` in place of ``transformers`` and a local folder.
+
+Offline: the hub id in the example text is replaced by a checkpoint built here (HF_HUB_OFFLINE=1).
+"""
 
 from __future__ import annotations
 

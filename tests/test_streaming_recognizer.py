@@ -5,7 +5,6 @@ the same segment, endpointing, flush/stop/pause, silence that costs nothing, and
 from __future__ import annotations
 
 import os
-from contextlib import contextmanager
 import tracemalloc
 import types
 from pathlib import Path
@@ -21,7 +20,7 @@ from s2t_live.streaming.microphone import MicrophoneSource
 from s2t_live.streaming.recognizer import Recognizer, StreamConfig
 from s2t_live.streaming.sources import SignalSource
 from s2t_live.streaming.worker import EventQueue, StreamingWorker
-from s2t_live.testing import read_clips
+from s2t_live.testing import one_thread, read_clips
 
 SR = 16000
 
@@ -34,18 +33,6 @@ def realspeech_dir() -> Path:
 @pytest.fixture(scope="session")
 def clips():
     return {name: wave for name, wave, _ in read_clips(realspeech_dir())}
-
-
-@contextmanager
-def one_thread():
-    """Decoding here is small and sequential; on a shared 2-core machine more intra-op threads only
-    contend (10x slower under load), so these tests run the model single-threaded."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -1,4 +1,5 @@
 """Settings persist through QSettings and come back in a new window."""
+# Offline: the hub id is only a stored setting here (tests/conftest.py also sets HF_HUB_OFFLINE=1).
 
 from __future__ import annotations
 
