@@ -45,14 +45,14 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     return EXIT_ERROR if failures else 0
 
 
-def cmd_gui(args: argparse.Namespace) -> int:
+def run_gui(gui_args: list[str]) -> int:
     # The GUI is a separate package (s2t_live.ui) that depends on this one; find it through its entry point.
     try:
         entry = next(iter(metadata.entry_points(group="console_scripts", name="s2t-live-gui")))
         gui_main = entry.load()
     except (StopIteration, ImportError, metadata.PackageNotFoundError) as exc:
         raise S2TError(f"the desktop app is not installed ({exc}); reinstall s2t-live") from None
-    return int(gui_main(args.gui_args) or 0)
+    return int(gui_main(gui_args) or 0)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,9 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--int8", action="store_true", help="dynamic int8 quantisation of linear layers (CPU, faster)")
     p.set_defaults(func=cmd_transcribe)
 
-    p = sub.add_parser("gui", help="start the desktop app (options are passed to it)")
-    p.add_argument("gui_args", nargs=argparse.REMAINDER)
-    p.set_defaults(func=cmd_gui)
+    sub.add_parser("gui", help="start the desktop app (its options: s2t-live gui --help)", add_help=False)
 
     from . import cli_stream, cli_train
 
@@ -87,8 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
+        if argv[:1] == ["gui"]:  # everything after "gui" belongs to the app's own parser
+            return run_gui(argv[1:])
+        args = build_parser().parse_args(argv)
         return int(args.func(args) or 0)
     except S2TError as exc:
         print(f"s2t-live: error: {exc}", file=sys.stderr)

@@ -109,3 +109,9 @@ def test_console_script_exits_nonzero_without_traceback(tmp_path):
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr and result.stderr.startswith("s2t-live: error:")
+
+
+def test_gui_subcommand_passes_its_options_to_the_app(tmp_path, capsys):
+    code, _, err = run(capsys, "gui", "--input", tmp_path / "missing.wav", "--model", tmp_path / "no-model")
+    assert code != 0
+    assert "no-model" in err and "Traceback" not in err
