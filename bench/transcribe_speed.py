@@ -30,16 +30,16 @@ CLIPS = ROOT / "tests" / "data" / "realspeech"
 
 
 def run_command(cmd: list[str]) -> tuple[float, int, str]:
-    """Wall seconds, peak RSS in MiB and stdout of one child process."""
+    """Wall seconds, peak RSS in MiB and stdout of one Python command (``-m module ...`` or ``script ...``),
+    run under ``peak_memory.py`` (start-up of the interpreter included)."""
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    out = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "peak_memory.py"), *cmd], capture_output=True,
+                          text=True)
     elapsed = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode:
-        raise SystemExit(f"command failed ({proc.returncode}): {' '.join(cmd)}")
-    return elapsed, usage.ru_maxrss // 1024, out
+        raise SystemExit(f"command failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr[-2000:]}")
+    peak = [int(line.split()[1]) for line in proc.stderr.splitlines() if line.startswith("PEAK_RSS_KIB ")]
+    return elapsed, peak[-1] // 1024, proc.stdout
 
 
 def tokens_of(output: str) -> list[list[int]]:
@@ -48,9 +48,9 @@ def tokens_of(output: str) -> list[list[int]]:
 
 
 def whole_command(model: str, files: list[str], beams: int, repeats: int) -> None:
-    ours_cmd = [sys.executable, "-m", "s2t_live.cli", "transcribe", *files, "--model", model, "--no-split",
+    ours_cmd = ["-m", "s2t_live.cli", "transcribe", *files, "--model", model, "--no-split",
                 "--format", "json", "--num-beams", str(beams)]
-    ref_cmd = [sys.executable, str(ROOT / "bench" / "reference_transcribe.py"), *files, "--model", model,
+    ref_cmd = [str(ROOT / "bench" / "reference_transcribe.py"), *files, "--model", model,
                "--num-beams", str(beams)]
     ours, ref = [], []
     for _ in range(repeats):  # interleaved, so background load hits both alike
@@ -104,11 +104,11 @@ def in_process(model_dir: str, files: list[str], repeats: int) -> None:
             step(torch.tensor([[11]]))
 
         ref_out = ref(encoder_outputs=(enc,), decoder_input_ids=prefix, use_cache=True)
-        cache = ref_out.past_key_values if hasattr(ref_out, "past_key_values") else ref_out.cache
+        cache = ref_out.cache
 
         def ref_step():
-            cache.crop(21) if hasattr(cache, "crop") else None
-            ref(encoder_outputs=(enc,), decoder_input_ids=torch.tensor([[11]]), past_key_values=cache, use_cache=True)
+            ref(encoder_outputs=(enc,), decoder_input_ids=torch.tensor([[11]]), cache=cache, use_cache=True)
+            cache.crop(-1)  # drop the token just added: every call sees a cache of 21
 
         t_ours, t_ref = best_of(ours_step, repeats * 20), best_of(ref_step, repeats * 20)
         print(f"one decoder step (cache of 21): s2t-live {t_ours * 1000:.2f} ms  reference {t_ref * 1000:.2f} ms  "
@@ -163,7 +163,7 @@ def main() -> None:
         model = str(Path(tempfile.mkdtemp(prefix="s2t-bench-")) / "small")
         print(f"building an s2t-small-shaped checkpoint (seed {args.seed}) in {model} ...", flush=True)
         build_checkpoint(model, read_clips(args.clips, max_seconds=4), shape="small", seed=args.seed, steps=20,
-                         lr=1e-3, generation={"max_length": 200, "early_stopping": True})
+                         lr=1e-3, generation={"max_length": 100, "early_stopping": True})
     files = sorted(str(p) for p in Path(args.clips).iterdir() if p.suffix in (".wav", ".flac", ".mp3"))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {len(files)} files")
     for beams in (1, 5):
