@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-SAMPLE_RATE = 16000
+from .audio import SAMPLE_RATE
+
 FRAME = 160  # 10 ms hop
 WINDOW = 400  # 25 ms window
 
