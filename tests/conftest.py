@@ -69,3 +69,18 @@ def memorising_model(tmp_path_factory, realspeech_dir) -> Path:
     with one_thread():
         build_checkpoint(folder, read_clips(realspeech_dir, max_seconds=6), seed=0, shape="tiny", steps=80)
     return folder
+
+
+@pytest.fixture(scope="module")
+def single_thread():
+    """Use in a module with ``pytestmark = pytest.mark.usefixtures("single_thread")``."""
+    from s2t_live.testing import one_thread
+
+    with one_thread():
+        yield
+
+
+@pytest.fixture(scope="session")
+def model_dir(memorising_model) -> Path:
+    """The model the streaming tests decode with."""
+    return memorising_model

@@ -13,20 +13,12 @@ import pytest
 from s2t_live import cli_stream
 from s2t_live.errors import DeviceError
 from s2t_live.streaming import microphone
-from s2t_live.testing import one_thread
+
 
 REALSPEECH = Path(os.environ.get("S2T_REALSPEECH", Path(__file__).resolve().parent / "data" / "realspeech"))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    with one_thread():
-        yield
-
-
-@pytest.fixture(scope="session")
-def model_dir(memorising_model):
-    return memorising_model
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def parse(argv):

@@ -20,7 +20,7 @@ from s2t_live.streaming.microphone import MicrophoneSource
 from s2t_live.streaming.recognizer import Recognizer, StreamConfig
 from s2t_live.streaming.sources import SignalSource
 from s2t_live.streaming.worker import EventQueue, StreamingWorker
-from s2t_live.testing import one_thread, read_clips
+from s2t_live.testing import read_clips
 
 SR = 16000
 
@@ -35,15 +35,7 @@ def clips():
     return {name: wave for name, wave, _ in read_clips(realspeech_dir())}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    with one_thread():
-        yield
-
-
-@pytest.fixture(scope="session")
-def model_dir(memorising_model):
-    return memorising_model
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 @pytest.fixture(scope="session")
