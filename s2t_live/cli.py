@@ -25,13 +25,12 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     from .transcribe import Transcriber  # torch import only when needed
 
     transcriber = Transcriber(args.model, device=args.device, tgt_lang=args.tgt_lang, quantize=args.int8,
-                              num_beams=args.num_beams, max_new_tokens=args.max_new_tokens)
+                              batch_size=args.batch_size, num_beams=args.num_beams,
+                              max_new_tokens=args.max_new_tokens)
     failures = 0
-    for file in args.files:
-        try:
-            result = transcriber.transcribe_file(file, split=not args.no_split, show_progress=True)
-        except S2TError as exc:
-            print(f"s2t-live: error: {exc}", file=sys.stderr)
+    for file, result in transcriber.transcribe_files(args.files, split=not args.no_split, show_progress=True):
+        if isinstance(result, S2TError):
+            print(f"s2t-live: error: {result}", file=sys.stderr)
             failures += 1
             continue
         text = render(result.segments, args.format, file=result.file, duration=result.duration)
@@ -64,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_arguments(p)
     p.add_argument("--num-beams", type=int, default=None, help="beam size (default: the model's)")
     p.add_argument("--max-new-tokens", type=int, default=None, help="longest text per piece, in tokens")
+    p.add_argument("--batch-size", type=int, default=8,
+                   help="pieces decoded together (default 8; 1 decodes them one by one)")
     p.add_argument("--format", "-f", choices=FORMATS, default="txt")
     p.add_argument("--output-dir", "-o", default=None, help="write FILE's stem + format here instead of stdout")
     p.add_argument("--no-split", action="store_true", help="decode each file as one utterance")

@@ -248,12 +248,15 @@ class Stepper:
                  expand: int = 1):
         self.model = model
         self.decoder = model.model.decoder
-        # Cross-attention keys/values are computed once per utterance, then shared by its beams.
-        cross = [(k.repeat_interleave(expand, 0), v.repeat_interleave(expand, 0)) if expand > 1 else (k, v)
-                 for k, v in self.decoder.cross_kv(encoder_hidden)]
-        self.cache = DecoderCache(cross, max_length)
-        self.encoder_mask = encoder_mask.repeat_interleave(expand, 0) if (
-            encoder_mask is not None and expand > 1) else encoder_mask
+        # Cross-attention keys/values are computed once per utterance and shared by its beams.
+        self.cache = DecoderCache(self.decoder.cross_kv(encoder_hidden), max_length, beams=expand)
+        self.encoder_mask = encoder_mask
+
+    def select(self, keep: Tensor) -> None:
+        """Go on with the utterances ``keep`` only (see ``DecoderCache.select``)."""
+        self.cache.select(keep)
+        if self.encoder_mask is not None:
+            self.encoder_mask = self.encoder_mask[keep]
 
     def __call__(self, tokens: Tensor) -> Tensor:
         """tokens: (N, T) new tokens -> float32 logits (N, V) at the last of them."""
@@ -262,18 +265,28 @@ class Stepper:
 
 
 def greedy_search(step: Stepper, prompt: Tensor, gc: GenerationConfig, procs: list[LogitProcessor]) -> Tensor:
-    """Argmax decoding; finished rows are padded with ``pad_token_id``. Returns (B, L) ids."""
+    """Argmax decoding; finished rows are padded with ``pad_token_id``. Returns (B, L) ids.
+
+    A row that has produced an end token is dropped from the decoder's batch: the later steps cost
+    nothing for it, and its result is the same as if it had been padded along."""
     eos = torch.tensor(gc.eos_ids(), dtype=torch.long, device=prompt.device)
-    ids, new = prompt, prompt
-    unfinished = torch.ones(prompt.size(0), dtype=torch.bool, device=prompt.device)
+    batch, plen = prompt.shape
+    out = torch.full((batch, max(gc.max_length, plen + 1)), gc.pad_token_id, dtype=torch.long, device=prompt.device)
+    out[:, :plen] = prompt
+    alive = torch.arange(batch, device=prompt.device)
+    ids, new, cur = prompt, prompt, plen
     while True:
-        scores = apply_processors(procs, ids, step(new))
-        token = scores.argmax(-1)
-        token = torch.where(unfinished, token, torch.full_like(token, gc.pad_token_id))
+        token = apply_processors(procs, ids, step(new)).argmax(-1)
+        out[alive, cur] = token
         ids = torch.cat([ids, token[:, None]], dim=1)
-        unfinished &= ~torch.isin(token, eos)
-        if not bool(unfinished.any()) or ids.size(1) >= gc.max_length:
-            return ids
+        cur += 1
+        finished = torch.isin(token, eos)
+        if bool(finished.all()) or cur >= gc.max_length:
+            return out[:, :cur]
+        if bool(finished.any()):
+            keep = (~finished).nonzero().squeeze(1)
+            alive, ids, token = alive[keep], ids[keep], token[keep]
+            step.select(keep)
         new = token[:, None]
 
 
@@ -305,6 +318,9 @@ def beam_search(step: Stepper, prompt: Tensor, gc: GenerationConfig, procs: list
     is_done = torch.zeros(batch, k, dtype=torch.bool, device=dev)
     improvable = torch.ones(batch, 1, dtype=torch.bool, device=dev)
     offsets = torch.arange(batch, device=dev)[:, None] * k
+    # Results of utterances whose finished set can no longer change; they leave the batch.
+    alive = torch.arange(batch, device=dev)
+    final_done, final_scores, final_len = done.clone(), done_scores.clone(), done_len.clone()
     new = prompt
     while True:
         flat = running[:, :, :cur].reshape(batch * k, cur)
@@ -342,14 +358,25 @@ def beam_search(step: Stepper, prompt: Tensor, gc: GenerationConfig, procs: list
         best_running = run_scores[:, :1] / (best_len ** lp)
         worst_done = torch.where(is_done, done_scores.min(dim=1, keepdim=True)[0], NEG)
         improvable = improvable & (best_running > worst_done).any(dim=-1, keepdim=True)
-        open_beams = not (bool(is_done.all()) and early is True)
-        if not (bool(improvable.any()) and open_beams and not bool(hits.all())):
-            break
+        # An utterance is final once it cannot improve, or (early stopping) all its beams are done.
+        final = ~improvable[:, 0] | (is_done.all(dim=-1) & (early is True)) | hits.all(dim=-1)
+        if bool(final.any()):
+            final_done[alive[final]], final_scores[alive[final]] = done[final], done_scores[final]
+            final_len[alive[final]] = done_len[final]
+            stay = (~final).nonzero().squeeze(1)
+            if stay.numel() == 0:
+                break
+            alive = alive[stay]
+            running, run_scores, done, done_scores = running[stay], run_scores[stay], done[stay], done_scores[stay]
+            done_len, is_done, improvable = done_len[stay], is_done[stay], improvable[stay]
+            batch = stay.numel()
+            offsets = torch.arange(batch, device=dev)[:, None] * k
+            step.select(stay)
         new = running[:, :, cur - 1].reshape(batch * k, 1)
 
     n = gc.num_return_sequences
-    out_len = plen + int(done_len[:, :n].max())
-    return done[:, :n, :out_len].reshape(batch * n, out_len), done_scores[:, :n].reshape(-1)
+    out_len = plen + int(final_len[:, :n].max())
+    return final_done[:, :n, :out_len].reshape(-1, out_len), final_scores[:, :n].reshape(-1)
 
 
 def generate(model: Any, inputs: Tensor | None = None, generation_config: GenerationConfig | None = None,

@@ -116,9 +116,14 @@ def load_model(cls: type, name_or_path: Any, dtype: Any = None, torch_dtype: Any
             raise ModelError(f"{folder}: {key} has shape {tuple(state[key].shape)}, the config implies "
                              f"{tuple(tensor.shape)}")
     target = resolve_dtype(dtype if dtype is not None else torch_dtype, config, state)
-    model = model.to_empty(device="cpu")
+    # Every parameter comes from the checkpoint (checked above), so the meta tensors are swapped for the
+    # loaded ones directly; only the position tables (not saved) are computed. (``to_empty`` would cost a
+    # second of imports on the meta path and write memory that is thrown away.)
     model.load_state_dict({k: v.to(target) for k, v in state.items()}, strict=False, assign=True)
     _reset_buffers(model)
+    left = [name for name, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
+    if left and not (left == ["lm_head.weight"] and config.tie_word_embeddings):
+        raise ModelError(f"{folder}: no weights for {left[:3]}")
     if wants_head and config.tie_word_embeddings:
         model.lm_head.weight = model.model.decoder.embed_tokens.weight
     model = model.to(target)
@@ -133,7 +138,7 @@ def load_model(cls: type, name_or_path: Any, dtype: Any = None, torch_dtype: Any
 
 
 def _reset_buffers(model: torch.nn.Module) -> None:
-    """Recompute non-persistent buffers (position tables) that ``to_empty`` left uninitialised."""
+    """Compute the non-persistent buffers (position tables), which a meta-device model lacks."""
     from .model import SinusoidalPositionalEmbedding, sinusoidal_table
 
     for module in model.modules():

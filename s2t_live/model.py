@@ -67,7 +67,13 @@ class SinusoidalPositionalEmbedding(nn.Module):
     def __init__(self, num_positions: int, dim: int, padding_idx: int):
         super().__init__()
         self.dim, self.padding_idx = dim, padding_idx
-        self.register_buffer("weights", sinusoidal_table(num_positions + 2, dim, padding_idx), persistent=False)
+        if torch.get_default_device().type == "meta":
+            # Built on the meta device by the loader, which fills the table in afterwards: computing it
+            # here would send arange through torch's reference implementations (seconds of imports).
+            table = torch.empty(num_positions + 2, dim)
+        else:
+            table = sinusoidal_table(num_positions + 2, dim, padding_idx)
+        self.register_buffer("weights", table, persistent=False)
 
     def forward(self, positions: Tensor) -> Tensor:
         """positions: (batch, time) ids -> (batch, time, dim)."""
@@ -118,12 +124,20 @@ class Speech2TextAttention(nn.Module):
     def project_kv(self, x: Tensor) -> tuple[Tensor, Tensor]:
         return self.split_heads(self.k_proj(x)), self.split_heads(self.v_proj(x))
 
-    def attend(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> Tensor:
-        """q: (B, H, Tq, D); k, v: (B, H, Tk, D); mask: additive, broadcastable to (B, H, Tq, Tk)."""
+    def attend(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, groups: int = 1) -> Tensor:
+        """q: (B * groups, H, Tq, D); k, v: (B, H, Tk, D); mask: additive, broadcastable to (B, H, Tq, Tk).
+
+        With ``groups`` > 1, each run of ``groups`` consecutive query rows (the beams of one utterance)
+        attends to one row of keys/values: the beams become extra query positions, so the encoder keys
+        and values are read once per utterance instead of once per beam."""
         p = self.dropout if self.training else 0.0
+        n, h, t, d = q.shape
+        if groups > 1:
+            q = q.view(n // groups, groups, h, t, d).transpose(1, 2).reshape(n // groups, h, groups * t, d)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
-        b, _, t, _ = out.shape
-        return self.out_proj(out.transpose(1, 2).reshape(b, t, -1))
+        if groups > 1:
+            out = out.view(n // groups, h, groups, t, d).transpose(1, 2).reshape(n, h, t, d)
+        return self.out_proj(out.transpose(1, 2).reshape(n, t, -1))
 
     def forward(self, hidden_states: Tensor, key_value_states: Tensor | None = None,
                 attention_mask: Tensor | None = None) -> Tensor:
@@ -186,7 +200,8 @@ class Speech2TextDecoderLayer(Speech2TextEncoderLayer):
         x = x + F.dropout(attn.attend(q, k, v, self_mask), self.dropout, self.training)
         h = self.encoder_attn_layer_norm(x)
         q = self.encoder_attn.split_heads(self.encoder_attn.q_proj(h))
-        x = x + F.dropout(self.encoder_attn.attend(q, *cross_kv, cross_mask), self.dropout, self.training)
+        beams = cache.beams if cache is not None else 1
+        x = x + F.dropout(self.encoder_attn.attend(q, *cross_kv, cross_mask, beams), self.dropout, self.training)
         return x + self.feed_forward(x)
 
 
@@ -251,7 +266,10 @@ class Speech2TextDecoder(nn.Module):
         self.config = config
         self.padding_idx = config.pad_token_id
         self.embed_scale = math.sqrt(config.d_model) if config.scale_embedding else 1.0
-        self.embed_tokens = nn.Embedding(config.vocab_size, config.d_model, config.pad_token_id)
+        # On the meta device (the loader) skip the initialisation: zeroing the padding row there would
+        # send indexing through torch's reference implementations, which costs seconds of imports.
+        weight = torch.empty(config.vocab_size, config.d_model) if torch.get_default_device().type == "meta" else None
+        self.embed_tokens = nn.Embedding(config.vocab_size, config.d_model, config.pad_token_id, _weight=weight)
         self.embed_positions = SinusoidalPositionalEmbedding(config.max_target_positions, config.d_model,
                                                              config.pad_token_id)
         self.layers = nn.ModuleList(Speech2TextDecoderLayer(config) for _ in range(config.decoder_layers))

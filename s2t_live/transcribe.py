@@ -5,13 +5,13 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
 
 from .audio import SAMPLE_RATE, load_audio
-from .errors import ModelError
+from .errors import ModelError, S2TError
 from .export import Segment
 from .hub import default_model
 from .loading import quantize_int8
@@ -37,12 +37,16 @@ class Transcriber:
     """A loaded model and processor that turns audio into timed segments.
 
     ``generate_kwargs`` (``num_beams``, ``max_new_tokens``, ``forced_bos_token_id``...) override the
-    checkpoint's generation defaults."""
+    checkpoint's generation defaults. Pieces are decoded ``batch_size`` at a time: decoding one token
+    reads every decoder weight from memory, so a batch costs little more than a single piece."""
 
     def __init__(self, model_name: str | None = None, device: str = "cpu", tgt_lang: str | None = None,
-                 quantize: bool = False, **generate_kwargs: Any):
+                 quantize: bool = False, batch_size: int = 8, **generate_kwargs: Any):
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise ModelError("--device cuda was asked for but no CUDA GPU is available; use --device cpu")
+        if batch_size < 1:
+            raise ModelError(f"batch size must be at least 1, not {batch_size}")
+        self.batch_size = batch_size
         name = model_name or default_model()
         self.processor = Speech2TextProcessor.from_pretrained(name)
         self.model = Speech2TextForConditionalGeneration.from_pretrained(name, device=device)
@@ -58,23 +62,54 @@ class Transcriber:
 
     def decode(self, wave: np.ndarray) -> tuple[str, list[int]]:
         """Text and generated ids (start and end tokens included) for one utterance."""
-        inputs = self.processor(wave, sampling_rate=SAMPLE_RATE, return_tensors="pt")
-        ids = self.model.generate(inputs["input_features"], attention_mask=inputs["attention_mask"],
-                                  **self.generate_kwargs)[0]
-        return self.processor.decode(ids, skip_special_tokens=True).strip(), ids.tolist()
+        return self.decode_batch([wave])[0]
+
+    def decode_batch(self, waves: list[np.ndarray]) -> list[tuple[str, list[int]]]:
+        """``decode`` for several utterances at once. Each is encoded on its own (no padding, so the
+        encoder does the same work as for one utterance); then the decoder runs on all of them as one
+        padded batch, so each decoding step reads the decoder weights from memory once for them all."""
+        model = self.model
+        if len(waves) == 1:
+            inputs = self.processor(waves[0], sampling_rate=SAMPLE_RATE, return_tensors="pt")
+            rows = model.generate(inputs["input_features"], attention_mask=inputs["attention_mask"],
+                                  **self.generate_kwargs).tolist()
+        else:
+            frames, hidden = [], []
+            with torch.inference_mode():
+                for wave in waves:
+                    inputs = self.processor(wave, sampling_rate=SAMPLE_RATE, return_tensors="pt")
+                    frames.append(inputs["input_features"].size(1))
+                    hidden.append(model.model.encoder(inputs["input_features"].to(model.device, model.dtype),
+                                                      inputs["attention_mask"].to(model.device)).last_hidden_state[0])
+            padded = torch.nn.utils.rnn.pad_sequence(hidden, batch_first=True)
+            mask = (torch.arange(max(frames))[None, :] < torch.tensor(frames)[:, None]).long().to(model.device)
+            rows = model.generate(encoder_outputs=(padded,), attention_mask=mask, **self.generate_kwargs).tolist()
+        out = []
+        for ids in rows:
+            ids = trim_finished(ids, model.generation_config.eos_token_id)
+            out.append((self.processor.decode(ids, skip_special_tokens=True).strip(), ids))
+        return out
+
+    def decode_pieces(self, pieces: list[np.ndarray],
+                      progress: Callable[[int, int], None] | None = None) -> list[tuple[str, list[int]]]:
+        """``decode`` of every piece, ``batch_size`` at a time in order of length (little padding);
+        results in the order of ``pieces``."""
+        order = sorted(range(len(pieces)), key=lambda i: -pieces[i].size)
+        results: list[tuple[str, list[int]] | None] = [None] * len(pieces)
+        for first in range(0, len(order), self.batch_size):
+            chosen = order[first:first + self.batch_size]
+            for index, result in zip(chosen, self.decode_batch([pieces[i] for i in chosen])):
+                results[index] = result
+            if progress:
+                progress(min(first + self.batch_size, len(order)), len(order))
+        return results  # type: ignore[return-value]
 
     def transcribe(self, wave: np.ndarray, split: bool = True,
                    progress: Callable[[int, int], None] | None = None) -> list[Segment]:
         """Segments for a whole recording; ``split=False`` decodes it as one utterance."""
         spans = split_at_pauses(wave) if split else [Span(0, wave.size)]
-        segments = []
-        for i, span in enumerate(spans):
-            text, tokens = self.decode(wave[span.start:span.end])
-            start, end = span.seconds(SAMPLE_RATE)
-            segments.append(Segment(round(start, 3), round(end, 3), text, tokens))
-            if progress:
-                progress(i + 1, len(spans))
-        return segments
+        decoded = self.decode_pieces([wave[span.start:span.end] for span in spans], progress)
+        return [make_segment(span, text, tokens) for span, (text, tokens) in zip(spans, decoded)]
 
     def transcribe_file(self, path: str, split: bool = True, show_progress: bool = False) -> Transcript:
         wave = load_audio(path, SAMPLE_RATE)
@@ -84,6 +119,59 @@ class Transcriber:
         if bar:
             bar.close()
         return Transcript(path, round(duration, 3), segments)
+
+    def transcribe_files(self, paths: list[str], split: bool = True, show_progress: bool = False,
+                         group_pieces: int = 32, group_seconds: float = 600.0
+                         ) -> Iterator[tuple[str, Transcript | S2TError]]:
+        """``(path, Transcript)`` for each file in order, or ``(path, error)`` for one that cannot be read.
+
+        Consecutive files are decoded together, their pieces batched across files, until a group holds
+        ``group_pieces`` pieces or ``group_seconds`` of audio; each group's results come out as soon as
+        it is done, so memory stays bounded and nothing waits for the last file."""
+        group: list[tuple[str, Transcript | S2TError, list[Span], np.ndarray | None]] = []
+        pieces = seconds = 0
+
+        def flush() -> Iterator[tuple[str, Transcript | S2TError]]:
+            waves = [w[s.start:s.end] for _, _, spans, w in group if w is not None for s in spans]
+            label = group[0][0] if len(group) == 1 else f"{len(group)} files"
+            bar = ProgressLine(label) if show_progress and seconds > 60 else None
+            decoded = iter(self.decode_pieces(waves, bar.update if bar else None))
+            if bar:
+                bar.close()
+            for path, result, spans, _ in group:
+                if isinstance(result, Transcript):
+                    result.segments = [make_segment(span, *next(decoded)) for span in spans]
+                yield path, result
+
+        for path in paths:
+            try:
+                wave = load_audio(path, SAMPLE_RATE)
+            except S2TError as exc:
+                group.append((path, exc, [], None))
+                continue
+            spans = split_at_pauses(wave) if split else [Span(0, wave.size)]
+            group.append((path, Transcript(path, round(wave.size / SAMPLE_RATE, 3)), spans, wave))
+            pieces, seconds = pieces + len(spans), seconds + wave.size / SAMPLE_RATE
+            if pieces >= group_pieces or seconds >= group_seconds:
+                yield from flush()
+                group, pieces, seconds = [], 0, 0
+        if group:
+            yield from flush()
+
+
+def trim_finished(ids: list[int], eos: int | list[int] | None) -> list[int]:
+    """A generated row cut after its end token: batched decoding pads rows that finished early. The
+    first position (the decoder start, which may be the end token's id) is never an end."""
+    ends = set(eos if isinstance(eos, list) else [] if eos is None else [eos])
+    for i in range(1, len(ids)):
+        if ids[i] in ends:
+            return ids[:i + 1]
+    return ids
+
+
+def make_segment(span: Span, text: str, tokens: list[int]) -> Segment:
+    start, end = span.seconds(SAMPLE_RATE)
+    return Segment(round(start, 3), round(end, 3), text, tokens)
 
 
 class ProgressLine:

@@ -115,3 +115,45 @@ def test_gui_subcommand_passes_its_options_to_the_app(tmp_path, capsys):
     code, _, err = run(capsys, "gui", "--input", tmp_path / "missing.wav", "--model", tmp_path / "no-model")
     assert code != 0
     assert "no-model" in err and "Traceback" not in err
+
+
+def test_batched_decoding_equals_one_by_one(tiny_model, realspeech_dir, clips, capsys):
+    files = [realspeech_dir / name for name, _, _ in clips]
+    outputs = []
+    for batch_size in (1, 3, 8):
+        code, out, err = run(capsys, "transcribe", *files, "--model", tiny_model, "--format", "json",
+                             "--num-beams", 3, "--batch-size", batch_size)
+        assert code == 0, err
+        outputs.append([json.loads(line) for line in out.splitlines()])
+    assert outputs[0] == outputs[1] == outputs[2]
+    assert len(outputs[0]) == len(files)
+
+
+def test_files_come_out_in_order_across_groups_with_errors_in_place(tiny_model, realspeech_dir, clips, tmp_path):
+    from s2t_live.errors import S2TError
+    from s2t_live.transcribe import Transcriber
+
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"RIFF not audio")
+    good = [str(realspeech_dir / name) for name, _, _ in clips[:4]]
+    paths = [good[0], str(broken), *good[1:], str(tmp_path / "missing.flac")]
+    transcriber = Transcriber(tiny_model, batch_size=2)
+    results = list(transcriber.transcribe_files(paths, split=False, group_pieces=2))
+    assert [path for path, _ in results] == paths
+    assert isinstance(results[1][1], S2TError) and isinstance(results[-1][1], S2TError)
+    for path, result in results:
+        if path in good:
+            (segment,) = result.segments
+            assert segment.tokens == transcriber.decode(result_wave(path))[1]
+
+
+def result_wave(path):
+    from s2t_live.audio import load_audio
+
+    return load_audio(path)
+
+
+def test_batch_size_below_one_is_one_line(tiny_model, realspeech_dir, capsys):
+    code, out, err = run(capsys, "transcribe", realspeech_dir / "jfk.flac", "--model", tiny_model, "--batch-size", 0)
+    assert code == 1 and out == ""
+    assert err.count("\n") == 1 and "batch size" in err

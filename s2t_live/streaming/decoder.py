@@ -119,7 +119,7 @@ class SegmentDecoder:
         k = gc.num_beams
         if k == 1:
             return self._content(greedy_with_draft(self.model, encoded, prompt, draft, gc, processors))
-        step = Stepper(self.model, encoded.repeat_interleave(k, dim=0), None, gc.max_length)
+        step = Stepper(self.model, encoded, None, gc.max_length, expand=k)
         start = torch.tensor([prompt], dtype=torch.long, device=encoded.device).repeat_interleave(k, dim=0)
         ids, _ = beam_search(step, start, gc, processors, 1)
         return self._content(ids[0].tolist())

@@ -209,16 +209,19 @@ class SpeechDataset:
     """Utterances with their target ids; builds padded batches with features computed on the fly.
 
     ``token_ids[i]`` are the tokenizer's ids for utterance ``i`` (text then ``</s>``). SpecAugment, when
-    given, draws its masks from a generator seeded by ``(seed, epoch, i)``.
+    given, draws its masks from a generator seeded by ``(seed, epoch, i)``. With ``cache_features`` the
+    features of an utterance are computed once and kept in memory (about 110 KB per second of audio),
+    which saves decoding and fbank work from the second epoch on; the values are the same either way.
     """
 
     def __init__(self, utterances: list[Utterance], token_ids: list[list[int]],
                  extractor: Speech2TextFeatureExtractor | None = None, specaugment: SpecAugmentConfig | None = None,
-                 seed: int = 0):
+                 seed: int = 0, cache_features: bool = False):
         self.utterances, self.token_ids = utterances, token_ids
         self.extractor = extractor or Speech2TextFeatureExtractor()
         self.specaugment = specaugment if specaugment is not None and specaugment.enabled else None
         self.seed = seed
+        self._cache: dict[int, Tensor] | None = {} if cache_features else None
 
     def __len__(self) -> int:
         return len(self.utterances)
@@ -233,9 +236,13 @@ class SpeechDataset:
 
     def features(self, index: int) -> Tensor:
         """(num_frames, 80) normalised log-mel features of utterance ``index``, as the engine computes them."""
+        if self._cache is not None and index in self._cache:
+            return self._cache[index]
         wave = load_audio(self.utterances[index].audio)
-        out = self.extractor(wave, sampling_rate=SAMPLE_RATE)["input_features"][0]
-        return torch.from_numpy(out)
+        out = torch.from_numpy(self.extractor(wave, sampling_rate=SAMPLE_RATE)["input_features"][0])
+        if self._cache is not None:
+            self._cache[index] = out
+        return out
 
     def batch(self, indices: list[int], epoch: int = 0, augment: bool = True) -> Batch:
         """Padded inputs and labels of the utterances ``indices`` (SpecAugment applied if ``augment``)."""

@@ -55,6 +55,7 @@ class DataConfig:
     max_utterance_frames: int = 3000  # longer utterances are skipped
     max_utterance_tokens: int = 200
     valid_limit: int = 200  # dev utterances decoded at each validation
+    cache_features: bool = True  # keep each utterance's features in memory after its first use
 
     def manifest(self, name: str) -> str:
         given = getattr(self, name)
@@ -285,7 +286,8 @@ def make_dataset(cfg: TrainConfig, tokenizer: Speech2TextTokenizer, utterances: 
                                              cfg.data.max_utterance_tokens)
     if not kept:
         raise ConfigError("every training utterance is longer than data.max_utterance_frames/tokens")
-    return SpeechDataset(kept, kept_ids, Speech2TextFeatureExtractor(), cfg.specaugment, cfg.seed), dropped
+    return SpeechDataset(kept, kept_ids, Speech2TextFeatureExtractor(), cfg.specaugment, cfg.seed,
+                         cache_features=cfg.data.cache_features), dropped
 
 
 def clear_run(out: Path) -> None:
