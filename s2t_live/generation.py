@@ -274,18 +274,17 @@ def greedy_search(step: Stepper, prompt: Tensor, gc: GenerationConfig, procs: li
     out = torch.full((batch, max(gc.max_length, plen + 1)), gc.pad_token_id, dtype=torch.long, device=prompt.device)
     out[:, :plen] = prompt
     alive = torch.arange(batch, device=prompt.device)
-    ids, new, cur = prompt, prompt, plen
+    new, cur = prompt, plen
     while True:
-        token = apply_processors(procs, ids, step(new)).argmax(-1)
+        token = apply_processors(procs, out[alive, :cur], step(new)).argmax(-1)
         out[alive, cur] = token
-        ids = torch.cat([ids, token[:, None]], dim=1)
         cur += 1
         finished = torch.isin(token, eos)
         if bool(finished.all()) or cur >= gc.max_length:
             return out[:, :cur]
         if bool(finished.any()):
             keep = (~finished).nonzero().squeeze(1)
-            alive, ids, token = alive[keep], ids[keep], token[keep]
+            alive, token = alive[keep], token[keep]
             step.select(keep)
         new = token[:, None]
 

@@ -61,15 +61,20 @@ def make_positions(tokens: Tensor, padding_idx: int, past_length: int = 0) -> Te
     return (torch.cumsum(mask, dim=1) + past_length) * mask + padding_idx
 
 
+def building_on_meta() -> bool:
+    """Whether modules are being built on the meta device (by the loader, before it assigns the weights).
+    Initialising a tensor there (arange, indexing) goes through torch's reference implementations and
+    imports ``torch._dynamo`` and sympy, seconds of start-up, so the modules skip that work."""
+    return torch.get_default_device().type == "meta"
+
+
 class SinusoidalPositionalEmbedding(nn.Module):
     """Position embeddings looked up by fairseq position id; the table grows if a longer input arrives."""
 
     def __init__(self, num_positions: int, dim: int, padding_idx: int):
         super().__init__()
         self.dim, self.padding_idx = dim, padding_idx
-        if torch.get_default_device().type == "meta":
-            # Built on the meta device by the loader, which fills the table in afterwards: computing it
-            # here would send arange through torch's reference implementations (seconds of imports).
+        if building_on_meta():  # the loader fills the table in afterwards
             table = torch.empty(num_positions + 2, dim)
         else:
             table = sinusoidal_table(num_positions + 2, dim, padding_idx)
@@ -266,9 +271,8 @@ class Speech2TextDecoder(nn.Module):
         self.config = config
         self.padding_idx = config.pad_token_id
         self.embed_scale = math.sqrt(config.d_model) if config.scale_embedding else 1.0
-        # On the meta device (the loader) skip the initialisation: zeroing the padding row there would
-        # send indexing through torch's reference implementations, which costs seconds of imports.
-        weight = torch.empty(config.vocab_size, config.d_model) if torch.get_default_device().type == "meta" else None
+        # On the meta device skip the initialisation (zeroing the padding row): the loader assigns the weights.
+        weight = torch.empty(config.vocab_size, config.d_model) if building_on_meta() else None
         self.embed_tokens = nn.Embedding(config.vocab_size, config.d_model, config.pad_token_id, _weight=weight)
         self.embed_positions = SinusoidalPositionalEmbedding(config.max_target_positions, config.d_model,
                                                              config.pad_token_id)

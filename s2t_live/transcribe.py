@@ -69,21 +69,16 @@ class Transcriber:
         encoder does the same work as for one utterance); then the decoder runs on all of them as one
         padded batch, so each decoding step reads the decoder weights from memory once for them all."""
         model = self.model
-        if len(waves) == 1:
-            inputs = self.processor(waves[0], sampling_rate=SAMPLE_RATE, return_tensors="pt")
-            rows = model.generate(inputs["input_features"], attention_mask=inputs["attention_mask"],
-                                  **self.generate_kwargs).tolist()
-        else:
-            frames, hidden = [], []
-            with torch.inference_mode():
-                for wave in waves:
-                    inputs = self.processor(wave, sampling_rate=SAMPLE_RATE, return_tensors="pt")
-                    frames.append(inputs["input_features"].size(1))
-                    hidden.append(model.model.encoder(inputs["input_features"].to(model.device, model.dtype),
-                                                      inputs["attention_mask"].to(model.device)).last_hidden_state[0])
-            padded = torch.nn.utils.rnn.pad_sequence(hidden, batch_first=True)
-            mask = (torch.arange(max(frames))[None, :] < torch.tensor(frames)[:, None]).long().to(model.device)
-            rows = model.generate(encoder_outputs=(padded,), attention_mask=mask, **self.generate_kwargs).tolist()
+        frames, hidden = [], []
+        with torch.inference_mode():
+            for wave in waves:
+                inputs = self.processor(wave, sampling_rate=SAMPLE_RATE, return_tensors="pt")
+                frames.append(inputs["input_features"].size(1))
+                hidden.append(model.model.encoder(inputs["input_features"].to(model.device, model.dtype),
+                                                  inputs["attention_mask"].to(model.device)).last_hidden_state[0])
+        padded = torch.nn.utils.rnn.pad_sequence(hidden, batch_first=True)
+        mask = (torch.arange(max(frames))[None, :] < torch.tensor(frames)[:, None]).long().to(model.device)
+        rows = model.generate(encoder_outputs=(padded,), attention_mask=mask, **self.generate_kwargs).tolist()
         out = []
         for ids in rows:
             ids = trim_finished(ids, model.generation_config.eos_token_id)
@@ -112,13 +107,11 @@ class Transcriber:
         return [make_segment(span, text, tokens) for span, (text, tokens) in zip(spans, decoded)]
 
     def transcribe_file(self, path: str, split: bool = True, show_progress: bool = False) -> Transcript:
-        wave = load_audio(path, SAMPLE_RATE)
-        duration = wave.size / SAMPLE_RATE
-        bar = ProgressLine(path) if show_progress and duration > 60 else None
-        segments = self.transcribe(wave, split, bar.update if bar else None)
-        if bar:
-            bar.close()
-        return Transcript(path, round(duration, 3), segments)
+        """``transcribe`` of one audio file; raises ``S2TError`` when it cannot be read."""
+        ((_, result),) = self.transcribe_files([path], split, show_progress)
+        if isinstance(result, S2TError):
+            raise result
+        return result
 
     def transcribe_files(self, paths: list[str], split: bool = True, show_progress: bool = False,
                          group_pieces: int = 32, group_seconds: float = 600.0
