@@ -24,7 +24,7 @@ from s2t_live.train import average
 from s2t_live.train.data import (SpecAugmentConfig, draw_masks, read_manifest, spec_augment, bucket_batches,
                                  shard)
 from s2t_live.train.recipe import ConfigError, load_config, train
-from s2t_live.train.trainer import label_smoothed_loss
+from s2t_live.train.trainer import attention_targets, guided_attention_loss, label_smoothed_loss
 
 SENTENCES = ["the cat sat on the mat", "a dog ran in the park", "she sells sea shells", "open the door please",
              "it is cold today", "we like green tea", "turn on the light", "the sun is bright"]
@@ -66,7 +66,7 @@ def tiny_config(corpus: Path, out: Path, *extra: str):
     overrides = [f"output_dir='{out}'", f"data.corpus='{corpus}'", "data.max_frames=700", "data.valid_limit=4",
                  "tokenizer.vocab_size=40", "optim.lr=3e-3", "optim.warmup_steps=2", "save_every_steps=2",
                  "keep_last=3", "average_last=2", "valid_every_steps=0", "log_every=1", "generation.max_length=30",
-                 "threads=1", "optim.ctc_weight=0.3", *extra]
+                 "threads=1", "optim.ctc_weight=0.3", "optim.guided_attention=0.5", *extra]
     cfg = load_config(None, overrides)
     cfg.model = dict(TINY_MODEL)
     return cfg
@@ -108,6 +108,8 @@ def test_recipe_errors_are_one_line_config_errors(tmp_path):
     (tmp_path / "r.toml").write_text("max_steps = 3\n[model]\nd_modell = 3\n")
     with pytest.raises(ConfigError, match="model.d_modell"):
         load_config(tmp_path / "r.toml", ["data.train=x.tsv"])
+    with pytest.raises(ConfigError, match="ctc_only_steps.*ctc_weight"):
+        load_config(None, ["data.train=x.tsv", "optim.ctc_only_steps=5"])
 
 
 def test_recipe_formats_agree(tmp_path):
@@ -186,6 +188,48 @@ def test_label_smoothed_loss_matches_a_hand_computation():
     assert loss.item() == pytest.approx(want_loss, rel=1e-5) and nll.item() == pytest.approx(want_nll, rel=1e-5)
 
 
+def test_attention_targets_follow_the_ctc_alignment_or_else_the_diagonal():
+    labels = torch.tensor([[5, 6, 7, 2], [5, 5, 2, -100]])  # 2 = </s>
+    frames = torch.tensor([12, 2])
+    centres, widths = attention_targets(labels, frames)
+    assert torch.allclose(centres[0], torch.tensor([1.0, 4.0, 7.0, 10.0])) and widths[0].item() == pytest.approx(2.4)
+    # CTC logits that put token 5 on frames 1-2, 6 on frame 5 and 7 on frames 8-9, blank (1) elsewhere.
+    logits = torch.zeros(2, 12, 10)
+    logits[:, :, 1] = 5.0
+    for token, span in ((5, [1, 2]), (6, [5]), (7, [8, 9])):
+        logits[0, span, token] = 10.0
+    centres, widths = attention_targets(labels, frames, logits, blank=1, eos=2, sigma=2.0)
+    assert torch.allclose(centres[0], torch.tensor([1.5, 5.0, 8.5, 10.0])) and widths[0].item() == 2.0
+    # Two frames cannot hold a CTC path for "5 5" (it needs a blank between): that utterance keeps the diagonal.
+    assert centres[1, 0].item() == pytest.approx(0.5 / 3 * 2 - 0.5) and widths[1].item() == pytest.approx(0.4)
+
+
+def test_guided_attention_costs_attention_away_from_the_targets():
+    # Keys are one-hot frame identities scaled up, so a query attends (almost) only to the frame it names.
+    frames, heads = 12, 2
+    keys = [torch.eye(frames).repeat(1, heads)[None] * 50.0] * 2  # two layers, (1, S, C) with C = heads * S
+    labels = torch.tensor([[5, 6, 7, 2]])
+    centres, widths = torch.tensor([[1.0, 4.0, 7.0, 10.0]]), torch.tensor([[1.0]])
+
+    def cost(first: list[int], second: list[int]) -> float:
+        queries = [torch.eye(frames)[looks].repeat(1, heads)[None] for looks in (first, second)]
+        return guided_attention_loss(queries, keys, torch.tensor([frames]), labels, heads, centres, widths).item() / 4
+
+    # The first layer looks where the previous token was (frame 0 before the first), the second where its own is.
+    assert cost([0, 1, 4, 7], [1, 4, 7, 10]) < 0.01
+    assert cost([1, 4, 7, 10], [1, 4, 7, 10]) > 0.4
+    assert cost([0, 0, 0, 0], [0, 0, 0, 0]) > 0.7
+    # One query one frame off its centre costs 1 - exp(-1 / (2 sigma^2)), halved over the two layers.
+    one = guided_attention_loss([torch.eye(frames)[[0]].repeat(1, heads)[None], torch.eye(frames)[[2]].repeat(1, heads)[None]],
+                                keys, torch.tensor([frames]), torch.tensor([[5, -100]]), heads, centres[:, :2], widths)
+    assert one.item() == pytest.approx((1 - np.exp(-0.5)) / 2, abs=1e-4)
+    # Padded frames take no attention: with only 3 valid frames a query naming frame 10 spreads over 0-2
+    # (one layer: it looks at its own token).
+    padded = guided_attention_loss([torch.eye(frames)[[10]].repeat(1, heads)[None]], keys[:1], torch.tensor([3]),
+                                   torch.tensor([[5, -100]]), heads, torch.tensor([[10.0, 0.0]]), widths)
+    assert padded.item() > 0.99
+
+
 def test_averaging_is_the_mean_of_the_weights(tmp_path):
     states = [{"w": torch.tensor([1.0, 2.0]) * k, "n": torch.tensor([k])} for k in (1, 2, 6)]
     for k, state in enumerate(states):
@@ -250,6 +294,19 @@ def test_stopping_and_resuming_gives_the_same_weights(trained, corpus, tmp_path)
     once, resumed = weights(trained), weights(tmp_path)
     assert once.keys() == resumed.keys()
     assert all(torch.equal(once[k], resumed[k]) for k in once)
+
+
+def test_ctc_only_updates_leave_the_decoder_untouched(corpus, tmp_path):
+    torch.set_num_threads(1)
+    train(tiny_config(corpus, tmp_path, "max_steps=3", "save_every_steps=1", "optim.ctc_only_steps=2"), resume=False)
+    steps = [average.load_checkpoint(p)["model"] for p in average.list_checkpoints(tmp_path)]
+    assert len(steps) == 3
+    decoder = [k for k in steps[0] if k.startswith("model.decoder.layers.")]
+    encoder = [k for k in steps[0] if k.startswith("model.encoder.layers.")]
+    assert decoder and encoder
+    assert all(torch.equal(steps[0][k], steps[1][k]) for k in decoder)  # update 2: CTC alone
+    assert not all(torch.equal(steps[0][k], steps[1][k]) for k in encoder)
+    assert not all(torch.equal(steps[1][k], steps[2][k]) for k in decoder)  # update 3: the decoder joins
 
 
 def test_resume_refuses_a_checkpoint_of_another_model(trained, corpus, tmp_path):

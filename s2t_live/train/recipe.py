@@ -80,6 +80,9 @@ class OptimConfig:
     label_smoothing: float = 0.1
     ctc_weight: float = 0.0  # weight of an auxiliary CTC loss on the encoder (its head is not exported)
     update_freq: int = 1  # batches accumulated per update (per process)
+    ctc_only_steps: int = 0  # first updates train the encoder with CTC alone (needs ctc_weight > 0)
+    guided_attention: float = 0.0  # weight of the cost of cross-attention away from the CTC alignment, per token
+    guided_attention_sigma: float = 2.0  # width of the allowed band around it, in encoder frames
 
 
 @dataclass
@@ -222,6 +225,8 @@ def check_config(cfg: TrainConfig) -> None:
         raise ConfigError("no training data: set data.corpus or data.train")
     if cfg.optim.update_freq < 1 or cfg.data.max_frames < 1:
         raise ConfigError("optim.update_freq and data.max_frames must be at least 1")
+    if cfg.optim.ctc_only_steps > 0 and cfg.optim.ctc_weight <= 0:
+        raise ConfigError("optim.ctc_only_steps trains the CTC head alone: it needs optim.ctc_weight > 0")
     if not cfg.init_from:
         try:
             Speech2TextConfig(**cfg.model)
@@ -251,12 +256,18 @@ def prepare_tokenizer(cfg: TrainConfig, out: Path, texts: Sequence[str], is_main
 
 def initialize(model: Speech2TextForConditionalGeneration) -> None:
     """Xavier-uniform linear weights, N(0, d^-1/2) token embeddings (they are scaled by sqrt(d) and
-    tied to the output layer), zero biases; the convolutions keep PyTorch's default."""
+    tied to the output layer), zero biases. The convolutions get N(0, 1/fan_in), which keeps the scale of
+    their input: with PyTorch's default each GLU convolution shrinks it about threefold, so behind three of
+    them the audio reaches the first layer weaker than the positional encoding, and learning starts slowly."""
     for name, module in model.named_modules():
         if isinstance(module, torch.nn.Linear) and name != "lm_head":
             torch.nn.init.xavier_uniform_(module.weight)
-            if module.bias is not None:
-                torch.nn.init.zeros_(module.bias)
+        elif isinstance(module, torch.nn.Conv1d):
+            torch.nn.init.kaiming_normal_(module.weight, nonlinearity="linear")
+        else:
+            continue
+        if module.bias is not None:
+            torch.nn.init.zeros_(module.bias)
     embed = model.model.decoder.embed_tokens
     torch.nn.init.normal_(embed.weight, std=model.config.d_model ** -0.5)
     with torch.no_grad():

@@ -23,6 +23,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
+import torchaudio.functional as AF
 from torch import Tensor
 
 from ..configuration import Speech2TextConfig
@@ -120,21 +121,106 @@ def ctc_loss(ctc_logits: Tensor, frames: Tensor, labels: Tensor, blank: int, eos
     return F.ctc_loss(lprobs, labels[keep], frames, keep.sum(-1), blank=blank, reduction="sum", zero_infinity=True)
 
 
+DIAGONAL_WIDTH = 0.2  # without CTC alignments: the band around the diagonal, as a fraction of the utterance
+
+
+def attention_targets(labels: Tensor, frames: Tensor, ctc_logits: Tensor | None = None, blank: int = 0,
+                      eos: int = -1, sigma: float = 2.0) -> tuple[Tensor, Tensor]:
+    """Where each target token should attend: centres (B, L) and widths (B, 1) in encoder frames.
+
+    With ``ctc_logits`` a token's centre is the middle of its span in the CTC forced alignment (Viterbi,
+    ``torchaudio.functional.forced_align``) and ``</s>`` looks just past the last token, ``sigma`` frames
+    wide. Without them, or where an utterance cannot be aligned, token ``n`` of ``N`` looks at ``n/N`` of
+    the way through the ``T`` frames, ``DIAGONAL_WIDTH * T`` wide (Tachibana et al., 2017)."""
+    keep = labels != IGNORE_INDEX
+    n_tok = keep.sum(-1).clamp(min=1).to(torch.float32)
+    length = frames.to(torch.float32).clamp(min=1)
+    positions = torch.arange(labels.size(1), dtype=torch.float32, device=labels.device)
+    centres = (positions[None] + 0.5) / n_tok[:, None] * length[:, None] - 0.5
+    widths = (DIAGONAL_WIDTH * length)[:, None]
+    if ctc_logits is None:
+        return centres, widths
+    lprobs = F.log_softmax(ctc_logits.detach().float(), dim=-1).cpu()
+    for row in range(labels.size(0)):
+        tokens = labels[row][keep[row] & (labels[row] != eos)].to(torch.int32).cpu()
+        t = int(frames[row])
+        if len(tokens) == 0 or len(tokens) + int((tokens[1:] == tokens[:-1]).sum()) > t:
+            continue  # too short for CTC: the diagonal it is
+        path, scores = AF.forced_align(lprobs[row:row + 1, :t], tokens[None], blank=blank)
+        spans = AF.merge_tokens(path[0], scores[0].exp(), blank=blank)
+        mid = torch.tensor([(span.start + span.end - 1) / 2 for span in spans] + [min(spans[-1].end, t - 1)])
+        centres[row, :len(mid)] = mid.to(centres)
+        widths[row] = sigma
+    return centres, widths
+
+
+def guided_attention_loss(queries: list[Tensor], keys: list[Tensor], frames: Tensor, labels: Tensor,
+                          heads: int, centres: Tensor, widths: Tensor) -> Tensor:
+    """Summed over target tokens: the cross-attention mass that falls away from where each position should
+    look, averaged over layers and heads. Attending to frame ``t`` costs ``1 - exp(-(t - centre)^2 / (2
+    width^2))``: nothing near the centre, up to 1 far from it. The first layer's centre is the previous
+    token's (its query holds that token, so it can find it by content; the first position looks at frame
+    0), the later layers' the centre of the token they predict: a two-step path to the alignment that the
+    decoder otherwise finds only after thousands of updates, having learnt a language model first.
+    queries: per layer (B, L, C) projected decoder queries; keys: per layer (B, S, C) projected encoder
+    keys; frames: (B,) valid encoder frames; labels: (B, L), IGNORE_INDEX where padded; centres (B, L) and
+    widths (B, 1) in frames, from ``attention_targets``."""
+    keep = labels != IGNORE_INDEX
+    s = keys[0].size(1)
+    t = torch.arange(s, dtype=torch.float32, device=labels.device)
+
+    def band(middle: Tensor) -> Tensor:  # (B, L) centres -> (B, 1, L, S) cost of each frame
+        return (1.0 - torch.exp(-((t - middle[..., None]) ** 2) / (2 * widths[..., None] ** 2)))[:, None]
+
+    padded = t[None, :] >= frames[:, None]
+    previous = torch.cat([torch.zeros_like(centres[:, :1]), centres[:, :-1]], 1)
+    total = labels.new_zeros((), dtype=torch.float32)
+    for layer, (q, k) in enumerate(zip(queries, keys)):
+        b, length, c = q.shape
+        q = q.float().view(b, length, heads, c // heads).transpose(1, 2)
+        k = k.float().view(b, s, heads, c // heads).transpose(1, 2)
+        scores = (q @ k.transpose(-1, -2)) / math.sqrt(c // heads)
+        probs = scores.masked_fill(padded[:, None, None, :], float("-inf")).softmax(-1)
+        cost = band(previous if layer == 0 and len(queries) > 1 else centres)
+        penalty = (probs * cost).sum(-1).mean(1)  # (B, L)
+        total = total + penalty[keep].sum()
+    return total / max(len(queries), 1)
+
+
 class TrainingModule(torch.nn.Module):
     """The model plus, for the auxiliary CTC loss, a projection of the encoder output onto the vocabulary
-    that exists only during training. One module, so that DDP synchronises both."""
+    that exists only during training. One module, so that DDP synchronises both. With ``probe``, the
+    cross-attention queries and keys of every decoder layer are kept from each forward pass (for the
+    guided-attention loss) through hooks on their projections, so the model itself is untouched."""
 
-    def __init__(self, model: torch.nn.Module, ctc: bool):
+    def __init__(self, model: torch.nn.Module, ctc: bool, probe: bool = False):
         super().__init__()
         self.model = model
         self.ctc = torch.nn.Linear(model.config.d_model, model.config.vocab_size) if ctc else None
+        self.queries: list[Tensor] = []
+        self.keys: list[Tensor] = []
+        if probe:
+            for layer in model.model.decoder.layers:
+                layer.encoder_attn.q_proj.register_forward_hook(self.keep(self.queries))
+                layer.encoder_attn.k_proj.register_forward_hook(self.keep(self.keys))
 
-    def forward(self, input_features: Tensor, attention_mask: Tensor, decoder_input_ids: Tensor
-                ) -> tuple[Tensor, Tensor | None]:
-        """Decoder logits (B, L, V) and, with CTC, encoder-side logits (B, S, V)."""
+    def keep(self, into: list[Tensor]) -> Callable[..., None]:
+        def hook(_module: torch.nn.Module, _inputs: Any, out: Tensor) -> None:
+            if self.training:
+                into.append(out)
+        return hook
+
+    def forward(self, input_features: Tensor, attention_mask: Tensor, decoder_input_ids: Tensor | None
+                ) -> tuple[Tensor | None, Tensor | None]:
+        """Decoder logits (B, L, V) (None without ``decoder_input_ids``: the encoder alone) and, with CTC,
+        encoder-side logits (B, S, V)."""
+        self.queries.clear()
+        self.keys.clear()
         encoded = self.model.model.encoder(input_features, attention_mask).last_hidden_state
-        logits = self.model(attention_mask=attention_mask, decoder_input_ids=decoder_input_ids,
-                            encoder_outputs=(encoded,)).logits
+        logits = None
+        if decoder_input_ids is not None:
+            logits = self.model(attention_mask=attention_mask, decoder_input_ids=decoder_input_ids,
+                                encoder_outputs=(encoded,)).logits
         return logits, self.ctc(encoded) if self.ctc is not None else None
 
 
@@ -169,10 +255,11 @@ class Trainer:
         self.cfg, self.dataset, self.dist, self.device = cfg, dataset, dist, device
         self.processor, self.dev = processor, dev
         self.model = model.to(device)
-        self.module = TrainingModule(self.model, cfg.optim.ctc_weight > 0).to(device)
+        self.module = TrainingModule(self.model, cfg.optim.ctc_weight > 0, cfg.optim.guided_attention > 0).to(device)
         self.net: torch.nn.Module = self.module
         if dist.world_size > 1:
             layerdrop = model.config.encoder_layerdrop > 0 or model.config.decoder_layerdrop > 0
+            layerdrop = layerdrop or cfg.optim.ctc_only_steps > 0  # the decoder sits out those updates
             self.net = torch.nn.parallel.DistributedDataParallel(
                 self.module, device_ids=[device.index] if device.type == "cuda" else None,
                 broadcast_buffers=False, find_unused_parameters=layerdrop)
@@ -211,23 +298,40 @@ class Trainer:
 
     # ----- one update -----------------------------------------------------------------------------
 
-    def forward_loss(self, batch: Batch) -> tuple[Tensor, Tensor]:
-        """Summed training loss (label-smoothed cross-entropy, mixed with CTC at ``optim.ctc_weight``) and
-        NLL of a batch, teacher-forced."""
+    def forward_loss(self, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
+        """Summed training loss of a batch, teacher-forced: label-smoothed cross-entropy, mixed with CTC at
+        ``optim.ctc_weight``, plus the guided-attention cost at ``optim.guided_attention``; for the first
+        ``optim.ctc_only_steps`` updates the CTC loss alone. Also its parts, summed and detached: ``nll``,
+        ``ctc`` and ``align``, those that were computed."""
         config, opt = self.model.config, self.cfg.optim
-        decoder_input_ids = shift_tokens_right(batch.labels, config.pad_token_id, config.decoder_start_token_id)
+        frames = subsampled_lengths(batch.attention_mask.sum(-1), config.num_conv_layers)
         amp = self.cfg.amp and self.device.type == "cuda"
+        if self.pos.step < opt.ctc_only_steps:  # the encoder learns to listen before the decoder joins
+            with torch.autocast("cuda", dtype=torch.bfloat16) if amp else nullcontext():
+                _, ctc_logits = self.net(batch.input_features, batch.attention_mask, None)
+            ctc = ctc_loss(ctc_logits, frames, batch.labels, config.pad_token_id, config.eos_token_id)
+            return ctc, {"ctc": ctc.detach()}
+        decoder_input_ids = shift_tokens_right(batch.labels, config.pad_token_id, config.decoder_start_token_id)
         with torch.autocast("cuda", dtype=torch.bfloat16) if amp else nullcontext():
             logits, ctc_logits = self.net(batch.input_features, batch.attention_mask, decoder_input_ids)
         loss, nll = label_smoothed_loss(logits, batch.labels, opt.label_smoothing)
+        parts = {"nll": nll.detach()}
         if ctc_logits is not None:
-            frames = subsampled_lengths(batch.attention_mask.sum(-1), config.num_conv_layers)
             ctc = ctc_loss(ctc_logits, frames, batch.labels, config.pad_token_id, config.eos_token_id)
             loss = (1 - opt.ctc_weight) * loss + opt.ctc_weight * ctc
-        return loss, nll
+            parts["ctc"] = ctc.detach()
+        if opt.guided_attention > 0:
+            centres, widths = attention_targets(batch.labels, frames, ctc_logits, config.pad_token_id,
+                                                config.eos_token_id, opt.guided_attention_sigma)
+            align = guided_attention_loss(self.module.queries, self.module.keys, frames, batch.labels,
+                                          config.decoder_attention_heads, centres, widths)
+            loss = loss + opt.guided_attention * align
+            parts["align"] = align.detach()
+        return loss, parts
 
     def train_step(self, groups: list[list[int]]) -> dict[str, float]:
-        """One optimizer update over ``groups`` (micro-batches of utterance indices)."""
+        """One optimizer update over ``groups`` (micro-batches of utterance indices). Returns the loss and
+        its parts per target token, the token count, the gradient norm and the learning rate."""
         batches = [self.dataset.batch(g, self.pos.epoch).to(self.device) for g in groups]
         local_tokens = sum(b.num_tokens for b in batches)
         total = torch.tensor([float(local_tokens)], device=self.device)
@@ -236,13 +340,14 @@ class Trainer:
         # DDP averages gradients over ranks, hence the world_size: the result is the per-token mean
         # over every target token of the update.
         scale = self.dist.world_size / float(total)
-        loss_sum = nll_sum = 0.0
+        sums: dict[str, float] = {}
         for i, batch in enumerate(batches):
             last = i == len(batches) - 1
             with self.net.no_sync() if self.net is not self.module and not last else nullcontext():
-                loss, nll = self.forward_loss(batch)
+                loss, parts = self.forward_loss(batch)
                 (loss * scale).backward()
-            loss_sum, nll_sum = loss_sum + float(loss.detach()), nll_sum + float(nll.detach())
+            for key, value in {"loss": loss.detach(), **parts}.items():
+                sums[key] = sums.get(key, 0.0) + float(value)
         clip = self.cfg.optim.clip_norm
         norm = torch.nn.utils.clip_grad_norm_(self.module.parameters(), clip if clip > 0 else math.inf)
         self.optimizer.step()
@@ -250,7 +355,7 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         self.pos.step += 1
         self.pos.batch += len(groups)
-        return {"loss": loss_sum / local_tokens, "nll": nll_sum / local_tokens, "tokens": local_tokens,
+        return {**{key: value / local_tokens for key, value in sums.items()}, "tokens": local_tokens,
                 "grad_norm": float(norm), "lr": self.optimizer.param_groups[0]["lr"]}
 
     # ----- checkpoints ----------------------------------------------------------------------------
@@ -360,14 +465,18 @@ def format_seconds(seconds: float) -> str:
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
+LOSS_PARTS = ("loss", "nll", "ctc", "align")
+
+
 class Progress:
-    """A status line (step, loss, lr, speed, ETA), redrawn in place on a terminal and printed every
+    """A status line (step, loss and its parts, lr, speed, ETA), redrawn in place on a terminal and printed every
     ``log_every`` steps otherwise, plus ``log.jsonl`` records. Silent on ranks other than 0."""
 
     def __init__(self, enabled: bool, cfg: Any, log_path: Path):
         self.enabled, self.cfg, self.log_path = enabled, cfg, log_path
         self.tty = sys.stderr.isatty()
-        self.sums = {"loss": 0.0, "nll": 0.0, "tokens": 0}
+        self.sums: dict[str, float] = {}  # per-token sums of LOSS_PARTS since the last record
+        self.tokens = 0
         self.t0, self.step0 = time.monotonic(), 0
 
     def start(self, pos: Position) -> None:
@@ -382,23 +491,25 @@ class Progress:
     def step(self, pos: Position, stats: dict[str, float]) -> None:
         if not self.enabled:
             return
-        for key in ("loss", "nll"):
-            self.sums[key] += stats[key] * stats["tokens"]
-        self.sums["tokens"] += stats["tokens"]
+        for key in LOSS_PARTS:
+            if key in stats:
+                self.sums[key] = self.sums.get(key, 0.0) + stats[key] * stats["tokens"]
+        self.tokens += stats["tokens"]
         per_step = (time.monotonic() - self.t0) / max(pos.step - self.step0, 1)
         logged = pos.step % max(self.cfg.log_every, 1) == 0
-        n = max(self.sums["tokens"], 1)
+        means = {key: value / max(self.tokens, 1) for key, value in self.sums.items()}
         line = (f"step {pos.step}{f'/{self.cfg.max_steps}' if self.cfg.max_steps else ''} epoch {pos.epoch + 1} "
-                f"loss {self.sums['loss'] / n:.3f} nll {self.sums['nll'] / n:.3f} lr {stats['lr']:.2e} "
-                f"{per_step:.2f} s/step elapsed {format_seconds(pos.elapsed)} ETA {self.eta(pos)}")
+                + "".join(f"{key} {value:.3f} " for key, value in means.items())
+                + f"lr {stats['lr']:.2e} {per_step:.2f} s/step elapsed {format_seconds(pos.elapsed)} "
+                f"ETA {self.eta(pos)}")
         if self.tty:
             print(f"\r{line}\033[K", end="", file=sys.stderr, flush=True)
         elif logged:
             print(line, file=sys.stderr, flush=True)
         if logged:
-            self.record(step=pos.step, epoch=pos.epoch, loss=self.sums["loss"] / n, nll=self.sums["nll"] / n,
-                        lr=stats["lr"], grad_norm=stats["grad_norm"], sec_per_step=per_step, elapsed=pos.elapsed)
-            self.sums = {"loss": 0.0, "nll": 0.0, "tokens": 0}
+            self.record(step=pos.step, epoch=pos.epoch, **means, lr=stats["lr"], grad_norm=stats["grad_norm"],
+                        sec_per_step=per_step, elapsed=pos.elapsed)
+            self.sums, self.tokens = {}, 0
 
     def event(self, pos: Position, **values: Any) -> None:
         """Print and record something that happened at ``pos`` (a validation, the end of the budget)."""

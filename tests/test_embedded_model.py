@@ -1,0 +1,45 @@
+"""The embedded default model: within the size budget, used when no model is given, and transcribing a
+voice and sentences it never heard (``tests/data/heldout``) through the CLI, as a newcomer's first command
+would."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jiwer
+from safetensors import safe_open
+
+from s2t_live.cli import main
+from s2t_live.hub import default_model, embedded_model_dir
+from s2t_live.train.data import read_manifest
+
+HELDOUT = Path(__file__).parent / "data" / "heldout"
+# These six clips score 71.7 % with the shipped model (85 % with the one before it): a regression bound,
+# not the target of issue 8.
+MAX_HELDOUT_WER = 0.8
+
+
+def test_embedded_model_is_the_default_and_fits_the_budget(monkeypatch):
+    monkeypatch.delenv("S2T_LIVE_MODEL", raising=False)
+    folder = embedded_model_dir()
+    assert folder is not None and default_model() == str(folder)
+    weights = folder / "model.safetensors"
+    assert weights.stat().st_size <= 20_000_000
+    with safe_open(weights, "pt") as f:
+        tensors = [f.get_tensor(name) for name in f.keys()]
+    assert sum(t.numel() for t in tensors) <= 10_000_000
+    assert {str(t.dtype) for t in tensors} == {"torch.float16"}
+
+
+def test_transcribe_without_a_model_reads_a_voice_it_never_heard(monkeypatch, capsys):
+    monkeypatch.delenv("S2T_LIVE_MODEL", raising=False)
+    rows = read_manifest(HELDOUT / "manifest.tsv")
+    code = main(["transcribe", *(str(row.audio) for row in rows), "--format", "json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert [line["file"] for line in lines] == [str(row.audio) for row in rows]
+    hypotheses = [" ".join(segment["text"] for segment in line["segments"]).strip() for line in lines]
+    assert all(hypotheses)
+    assert jiwer.wer([row.text for row in rows], hypotheses) <= MAX_HELDOUT_WER
