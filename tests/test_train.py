@@ -220,8 +220,9 @@ def test_guided_attention_costs_attention_away_from_the_targets():
     assert cost([1, 4, 7, 10], [1, 4, 7, 10]) > 0.4
     assert cost([0, 0, 0, 0], [0, 0, 0, 0]) > 0.7
     # One query one frame off its centre costs 1 - exp(-1 / (2 sigma^2)), halved over the two layers.
-    one = guided_attention_loss([torch.eye(frames)[[0]].repeat(1, heads)[None], torch.eye(frames)[[2]].repeat(1, heads)[None]],
-                                keys, torch.tensor([frames]), torch.tensor([[5, -100]]), heads, centres[:, :2], widths)
+    looking_at = [torch.eye(frames)[[0]].repeat(1, heads)[None], torch.eye(frames)[[2]].repeat(1, heads)[None]]
+    one = guided_attention_loss(looking_at, keys, torch.tensor([frames]), torch.tensor([[5, -100]]), heads,
+                                centres[:, :2], widths)
     assert one.item() == pytest.approx((1 - np.exp(-0.5)) / 2, abs=1e-4)
     # Padded frames take no attention: with only 3 valid frames a query naming frame 10 spreads over 0-2
     # (one layer: it looks at its own token).

@@ -306,14 +306,14 @@ class Trainer:
         config, opt = self.model.config, self.cfg.optim
         frames = subsampled_lengths(batch.attention_mask.sum(-1), config.num_conv_layers)
         amp = self.cfg.amp and self.device.type == "cuda"
-        if self.pos.step < opt.ctc_only_steps:  # the encoder learns to listen before the decoder joins
-            with torch.autocast("cuda", dtype=torch.bfloat16) if amp else nullcontext():
-                _, ctc_logits = self.net(batch.input_features, batch.attention_mask, None)
-            ctc = ctc_loss(ctc_logits, frames, batch.labels, config.pad_token_id, config.eos_token_id)
-            return ctc, {"ctc": ctc.detach()}
-        decoder_input_ids = shift_tokens_right(batch.labels, config.pad_token_id, config.decoder_start_token_id)
+        ctc_only = self.pos.step < opt.ctc_only_steps  # the encoder learns to listen before the decoder joins
+        decoder_input_ids = None if ctc_only else shift_tokens_right(batch.labels, config.pad_token_id,
+                                                                     config.decoder_start_token_id)
         with torch.autocast("cuda", dtype=torch.bfloat16) if amp else nullcontext():
             logits, ctc_logits = self.net(batch.input_features, batch.attention_mask, decoder_input_ids)
+        if logits is None:
+            ctc = ctc_loss(ctc_logits, frames, batch.labels, config.pad_token_id, config.eos_token_id)
+            return ctc, {"ctc": ctc.detach()}
         loss, nll = label_smoothed_loss(logits, batch.labels, opt.label_smoothing)
         parts = {"nll": nll.detach()}
         if ctc_logits is not None:
@@ -469,14 +469,13 @@ LOSS_PARTS = ("loss", "nll", "ctc", "align")
 
 
 class Progress:
-    """A status line (step, loss and its parts, lr, speed, ETA), redrawn in place on a terminal and printed every
-    ``log_every`` steps otherwise, plus ``log.jsonl`` records. Silent on ranks other than 0."""
+    """A status line (step, loss and its parts, lr, speed, ETA), redrawn in place on a terminal and printed
+    every ``log_every`` steps otherwise, plus ``log.jsonl`` records. Silent on ranks other than 0."""
 
     def __init__(self, enabled: bool, cfg: Any, log_path: Path):
         self.enabled, self.cfg, self.log_path = enabled, cfg, log_path
         self.tty = sys.stderr.isatty()
-        self.sums: dict[str, float] = {}  # per-token sums of LOSS_PARTS since the last record
-        self.tokens = 0
+        self.sums: dict[str, tuple[float, int]] = {}  # LOSS_PARTS since the last record: token-weighted sum, tokens
         self.t0, self.step0 = time.monotonic(), 0
 
     def start(self, pos: Position) -> None:
@@ -492,12 +491,12 @@ class Progress:
         if not self.enabled:
             return
         for key in LOSS_PARTS:
-            if key in stats:
-                self.sums[key] = self.sums.get(key, 0.0) + stats[key] * stats["tokens"]
-        self.tokens += stats["tokens"]
+            if key in stats:  # a part may start mid-window (the decoder joining): weigh it by its own tokens
+                total, tokens = self.sums.get(key, (0.0, 0))
+                self.sums[key] = (total + stats[key] * stats["tokens"], tokens + stats["tokens"])
         per_step = (time.monotonic() - self.t0) / max(pos.step - self.step0, 1)
         logged = pos.step % max(self.cfg.log_every, 1) == 0
-        means = {key: value / max(self.tokens, 1) for key, value in self.sums.items()}
+        means = {key: total / max(tokens, 1) for key, (total, tokens) in self.sums.items()}
         line = (f"step {pos.step}{f'/{self.cfg.max_steps}' if self.cfg.max_steps else ''} epoch {pos.epoch + 1} "
                 + "".join(f"{key} {value:.3f} " for key, value in means.items())
                 + f"lr {stats['lr']:.2e} {per_step:.2f} s/step elapsed {format_seconds(pos.elapsed)} "
@@ -509,7 +508,7 @@ class Progress:
         if logged:
             self.record(step=pos.step, epoch=pos.epoch, **means, lr=stats["lr"], grad_norm=stats["grad_norm"],
                         sec_per_step=per_step, elapsed=pos.elapsed)
-            self.sums, self.tokens = {}, 0
+            self.sums = {}
 
     def event(self, pos: Position, **values: Any) -> None:
         """Print and record something that happened at ``pos`` (a validation, the end of the budget)."""
