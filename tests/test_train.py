@@ -110,6 +110,8 @@ def test_recipe_errors_are_one_line_config_errors(tmp_path):
         load_config(tmp_path / "r.toml", ["data.train=x.tsv"])
     with pytest.raises(ConfigError, match="ctc_only_steps.*ctc_weight"):
         load_config(None, ["data.train=x.tsv", "optim.ctc_only_steps=5"])
+    with pytest.raises(ConfigError, match="detached_decoder_steps.*ctc_weight"):
+        load_config(None, ["data.train=x.tsv", "optim.detached_decoder_steps=5"])
 
 
 def test_recipe_formats_agree(tmp_path):
@@ -308,6 +310,32 @@ def test_ctc_only_updates_leave_the_decoder_untouched(corpus, tmp_path):
     assert all(torch.equal(steps[0][k], steps[1][k]) for k in decoder)  # update 2: CTC alone
     assert not all(torch.equal(steps[0][k], steps[1][k]) for k in encoder)
     assert not all(torch.equal(steps[1][k], steps[2][k]) for k in decoder)  # update 3: the decoder joins
+
+
+def test_detached_decoder_updates_train_the_encoder_on_ctc_alone(corpus, tmp_path):
+    """While the decoder is detached, the encoder's first update is that of CTC alone (Adam's first step is
+    scale-free, so the CTC weight does not show), and the decoder trains too."""
+    torch.set_num_threads(1)
+    detached, ctc_only = tmp_path / "detached", tmp_path / "ctc_only"
+    train(tiny_config(corpus, detached, "max_steps=1", "optim.detached_decoder_steps=1"), resume=False)
+    train(tiny_config(corpus, ctc_only, "max_steps=1", "optim.ctc_only_steps=1"), resume=False)
+    first, other = weights(detached), weights(ctc_only)
+    encoder = [k for k in first if k.startswith("model.encoder.")]
+    decoder = [k for k in first if k.startswith("model.decoder.layers.")]
+    assert all(torch.allclose(first[k], other[k], atol=1e-6) for k in encoder)
+    assert not all(torch.equal(first[k], other[k]) for k in decoder)  # ctc_only left it at its start
+    joint = tmp_path / "joint"
+    train(tiny_config(corpus, joint, "max_steps=1"), resume=False)
+    assert not all(torch.allclose(first[k], weights(joint)[k], atol=1e-6) for k in encoder)
+
+
+def test_bfloat16_autocast_trains_on_the_cpu(corpus, tmp_path):
+    torch.set_num_threads(1)
+    train(tiny_config(corpus, tmp_path, "max_steps=4", "amp=true"), resume=False)
+    records = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines() if '"loss"' in line]
+    assert len(records) == 4 and all(np.isfinite(r["loss"]) for r in records)
+    assert records[-1]["loss"] < records[0]["loss"]
+    assert all(v.dtype == torch.float32 for v in weights(tmp_path).values() if v.is_floating_point())
 
 
 def test_resume_refuses_a_checkpoint_of_another_model(trained, corpus, tmp_path):
