@@ -314,18 +314,21 @@ def test_ctc_only_updates_leave_the_decoder_untouched(corpus, tmp_path):
 
 def test_detached_decoder_updates_train_the_encoder_on_ctc_alone(corpus, tmp_path):
     """While the decoder is detached, the encoder's first update is that of CTC alone (Adam's first step is
-    scale-free, so the CTC weight does not show), and the decoder trains too."""
+    scale-free once its epsilon is negligible, so the CTC weight does not show), and the decoder trains too."""
     torch.set_num_threads(1)
     detached, ctc_only = tmp_path / "detached", tmp_path / "ctc_only"
-    train(tiny_config(corpus, detached, "max_steps=1", "optim.detached_decoder_steps=1"), resume=False)
-    train(tiny_config(corpus, ctc_only, "max_steps=1", "optim.ctc_only_steps=1"), resume=False)
+    train(tiny_config(corpus, detached, "max_steps=1", "optim.eps=1e-30", "optim.detached_decoder_steps=1"),
+          resume=False)
+    train(tiny_config(corpus, ctc_only, "max_steps=1", "optim.eps=1e-30", "optim.ctc_only_steps=1"), resume=False)
     first, other = weights(detached), weights(ctc_only)
-    encoder = [k for k in first if k.startswith("model.encoder.")]
+    # A key bias does not change the softmax: its gradient is rounding noise, which Adam's first step
+    # blows up to +-lr either way.
+    encoder = [k for k in first if k.startswith("model.encoder.") and not k.endswith("k_proj.bias")]
     decoder = [k for k in first if k.startswith("model.decoder.layers.")]
     assert all(torch.allclose(first[k], other[k], atol=1e-6) for k in encoder)
     assert not all(torch.equal(first[k], other[k]) for k in decoder)  # ctc_only left it at its start
     joint = tmp_path / "joint"
-    train(tiny_config(corpus, joint, "max_steps=1"), resume=False)
+    train(tiny_config(corpus, joint, "max_steps=1", "optim.eps=1e-30"), resume=False)
     assert not all(torch.allclose(first[k], weights(joint)[k], atol=1e-6) for k in encoder)
 
 
