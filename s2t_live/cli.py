@@ -17,6 +17,17 @@ EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
 
 
+def weight_argument(text: str) -> float:
+    """argparse type of ``--ctc-weight``: a number from 0 to 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"the CTC weight is a number from 0 to 1, not {text!r}")
+    return value
+
+
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", "-m", default=None,
                         help="model folder, fairseq .pt checkpoint or hub id (default: the embedded model)")
@@ -27,7 +38,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
 
     transcriber = Transcriber(args.model, device=args.device, tgt_lang=args.tgt_lang, quantize=args.int8,
                               batch_size=args.batch_size, num_beams=args.num_beams,
-                              max_new_tokens=args.max_new_tokens)
+                              max_new_tokens=args.max_new_tokens, ctc_weight=args.ctc_weight)
     failures = 0
     for file, result in transcriber.transcribe_files(args.files, split=not args.no_split, show_progress=True):
         if isinstance(result, S2TError):
@@ -64,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_arguments(p)
     p.add_argument("--num-beams", type=int, default=None, help="beam size (default: the model's)")
     p.add_argument("--max-new-tokens", type=int, default=None, help="longest text per piece, in tokens")
+    p.add_argument("--ctc-weight", type=weight_argument, default=None,
+                   help="weight of the CTC head in joint CTC/attention decoding, 0-1, for models that have "
+                        "one (default: the model's)")
     p.add_argument("--batch-size", type=int, default=8,
                    help="pieces decoded together (default 8; 1 decodes them one by one)")
     p.add_argument("--format", "-f", choices=FORMATS, default="txt")

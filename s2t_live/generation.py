@@ -19,13 +19,14 @@ import torch
 from torch import Tensor
 
 from .cache import DecoderCache
+from .ctc import CTCPrefixScorer, ctc_weight
 
 GENERATION_CONFIG_NAME = "generation_config.json"
 
 # Used for a setting left unset by the call, the checkpoint's generation config and its config.json.
 GLOBAL_DEFAULTS = {
     "max_length": 20, "min_length": 0, "num_beams": 1, "early_stopping": False, "length_penalty": 1.0,
-    "no_repeat_ngram_size": 0, "repetition_penalty": 1.0, "num_return_sequences": 1,
+    "no_repeat_ngram_size": 0, "repetition_penalty": 1.0, "num_return_sequences": 1, "ctc_weight": 0.0,
 }
 NEG = -1.0e9  # the reference's "impossible" score for beams
 
@@ -51,6 +52,8 @@ class GenerationConfig:
     bos_token_id: int | None = None
     eos_token_id: int | list[int] | None = None
     pad_token_id: int | None = None
+    # s2t-live: weight of the CTC prefix score in joint CTC/attention decoding (models with a CTC head).
+    ctc_weight: float | None = None
     use_cache: bool = True
     return_dict_in_generate: bool = False
     output_scores: bool = False
@@ -264,8 +267,10 @@ class Stepper:
         return self.model.lm_head(hidden[:, -1]).float()
 
 
-def greedy_search(step: Stepper, prompt: Tensor, gc: GenerationConfig, procs: list[LogitProcessor]) -> Tensor:
-    """Argmax decoding; finished rows are padded with ``pad_token_id``. Returns (B, L) ids.
+def greedy_search(step: Stepper, prompt: Tensor, gc: GenerationConfig, procs: list[LogitProcessor],
+                  ctc: CTCPrefixScorer | None = None) -> Tensor:
+    """Argmax decoding; finished rows are padded with ``pad_token_id``. Returns (B, L) ids. With ``ctc``
+    the argmax is over joint CTC/attention scores.
 
     A row that has produced an end token is dropped from the decoder's batch: the later steps cost
     nothing for it, and its result is the same as if it had been padded along."""
@@ -276,7 +281,12 @@ def greedy_search(step: Stepper, prompt: Tensor, gc: GenerationConfig, procs: li
     alive = torch.arange(batch, device=prompt.device)
     new, cur = prompt, plen
     while True:
-        token = apply_processors(procs, out[alive, :cur], step(new)).argmax(-1)
+        scores = apply_processors(procs, out[alive, :cur], step(new))
+        if ctc is not None:
+            scores = ctc(out[alive, :cur], torch.log_softmax(scores, dim=-1))
+        token = scores.argmax(-1)
+        if ctc is not None:
+            ctc.advance(torch.arange(token.numel(), device=token.device), token)
         out[alive, cur] = token
         cur += 1
         finished = torch.isin(token, eos)
@@ -286,6 +296,8 @@ def greedy_search(step: Stepper, prompt: Tensor, gc: GenerationConfig, procs: li
             keep = (~finished).nonzero().squeeze(1)
             alive, token = alive[keep], token[keep]
             step.select(keep)
+            if ctc is not None:
+                ctc.select(keep)
         new = token[:, None]
 
 
@@ -296,9 +308,10 @@ def gather_beams(t: Tensor, index: Tensor) -> Tensor:
 
 
 def beam_search(step: Stepper, prompt: Tensor, gc: GenerationConfig, procs: list[LogitProcessor],
-                batch: int) -> tuple[Tensor, Tensor]:
+                batch: int, ctc: CTCPrefixScorer | None = None) -> tuple[Tensor, Tensor]:
     """Vectorised beam search over (batch * num_beams) rows; returns (ids, scores) of the best
-    ``num_return_sequences`` finished hypotheses per utterance, best first."""
+    ``num_return_sequences`` finished hypotheses per utterance, best first. With ``ctc`` the beams are
+    ranked by joint CTC/attention scores."""
     k, max_len, lp, early = gc.num_beams, gc.max_length, gc.length_penalty, gc.early_stopping
     dev = prompt.device
     eos = torch.tensor(gc.eos_ids(), dtype=torch.long, device=dev)
@@ -324,6 +337,8 @@ def beam_search(step: Stepper, prompt: Tensor, gc: GenerationConfig, procs: list
     while True:
         flat = running[:, :, :cur].reshape(batch * k, cur)
         logp = apply_processors(procs, flat, torch.log_softmax(step(new), dim=-1))
+        if ctc is not None:
+            logp = ctc(flat, logp)
         vocab = logp.size(-1)
         acc = (logp.view(batch, k, vocab) + run_scores[:, :, None]).view(batch, k * vocab)
         cand_scores, cand = torch.topk(acc, keep)
@@ -352,6 +367,8 @@ def beam_search(step: Stepper, prompt: Tensor, gc: GenerationConfig, procs: list
         is_done = gather_beams(torch.cat([is_done, just_done], dim=1), best)
 
         step.cache.reorder((run_src + offsets).view(-1))
+        if ctc is not None:
+            ctc.advance((run_src + offsets).view(-1), running[:, :, cur].reshape(-1))
         cur += 1
         best_len = max_len - plen if early == "never" and lp > 0.0 else cur - plen
         best_running = run_scores[:, :1] / (best_len ** lp)
@@ -371,6 +388,8 @@ def beam_search(step: Stepper, prompt: Tensor, gc: GenerationConfig, procs: list
             batch = stay.numel()
             offsets = torch.arange(batch, device=dev)[:, None] * k
             step.select(stay)
+            if ctc is not None:
+                ctc.select((stay[:, None] * k + torch.arange(k, device=dev)).view(-1))
         new = running[:, :, cur - 1].reshape(batch * k, 1)
 
     n = gc.num_return_sequences
@@ -383,7 +402,8 @@ def generate(model: Any, inputs: Tensor | None = None, generation_config: Genera
     """Token ids for a batch of (B, T, 80) features: ``attention_mask`` (B, T), ``decoder_input_ids``
     (a prefix to continue), ``num_beams``, ``max_length``/``max_new_tokens``, ``min_length``,
     ``length_penalty``, ``early_stopping``, ``no_repeat_ngram_size``, ``repetition_penalty``,
-    ``forced_bos_token_id``, ``forced_eos_token_id``, ``num_return_sequences``. Returns (B * n, L) ids
+    ``forced_bos_token_id``, ``forced_eos_token_id``, ``num_return_sequences``, and ``ctc_weight``
+    (joint CTC/attention decoding, for a model with a CTC head; 0 ignores the head). Returns (B * n, L) ids
     starting with the decoder start token, or a ``GenerateOutput`` with ``return_dict_in_generate``."""
     features = inputs if inputs is not None else kwargs.pop("input_features", None)
     encoder_outputs = kwargs.pop("encoder_outputs", None)
@@ -407,10 +427,14 @@ def generate(model: Any, inputs: Tensor | None = None, generation_config: Genera
     if k > 1:
         prompt = prompt.repeat_interleave(k, dim=0)
     step = Stepper(model, encoder_hidden, encoder_mask, gc.max_length, expand=k)
+    weight = ctc_weight(model, gc)
+    scorer = CTCPrefixScorer.for_model(model, encoder_hidden, encoder_mask, weight, k) if weight else None
+    if scorer is not None and prompt.size(1) > 1:
+        scorer.feed(prompt[:, 1:])
     if k > 1:
-        ids, scores = beam_search(step, prompt, gc, procs, batch)
+        ids, scores = beam_search(step, prompt, gc, procs, batch, scorer)
     else:
-        ids, scores = greedy_search(step, prompt, gc, procs), None
+        ids, scores = greedy_search(step, prompt, gc, procs, scorer), None
     if gc.return_dict_in_generate:
         return GenerateOutput(sequences=ids, sequences_scores=scores if gc.output_scores else None)
     return ids

@@ -66,10 +66,11 @@ def _adapt_keys(state: dict[str, torch.Tensor], want_prefix: bool) -> dict[str, 
         if key.endswith(IGNORED_SUFFIXES):
             continue
         has_prefix = key.startswith("model.")
-        if want_prefix and not has_prefix and key != "lm_head.weight":
+        head = key == "lm_head.weight" or key.startswith("ctc_head.")
+        if want_prefix and not has_prefix and not head:
             key = "model." + key
         elif not want_prefix:
-            if key == "lm_head.weight":
+            if head:
                 continue
             key = key[len("model."):] if has_prefix else key
         out[key] = value

@@ -379,6 +379,10 @@ class Speech2TextModel(PretrainedMixin, nn.Module):
         return Seq2SeqModelOutput(last_hidden_state=hidden, cache=cache, encoder_last_hidden_state=enc)
 
 
+def has_ctc_head(config: Speech2TextConfig) -> bool:
+    return bool(config.extra.get("ctc_head", False))
+
+
 def shift_tokens_right(labels: Tensor, pad_token_id: int, decoder_start_token_id: int) -> Tensor:
     """Teacher-forcing decoder inputs: start token, then labels without their last token; -100 -> pad."""
     shifted = labels.new_full(labels.shape, decoder_start_token_id)
@@ -398,6 +402,9 @@ class Speech2TextForConditionalGeneration(PretrainedMixin, nn.Module):
         self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
         if config.tie_word_embeddings:
             self.lm_head.weight = self.model.decoder.embed_tokens.weight
+        # An s2t-live extension: the encoder-side head of a model trained with an auxiliary CTC loss
+        # (``"ctc_head": true`` in config.json), used by joint CTC/attention decoding (see ctc.py).
+        self.ctc_head = nn.Linear(config.d_model, config.vocab_size) if has_ctc_head(config) else None
         self.generation_config = None  # set by from_pretrained / generation.GenerationConfig.from_model_config
 
     def get_encoder(self) -> Speech2TextEncoder:

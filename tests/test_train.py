@@ -20,6 +20,7 @@ import torch
 
 from s2t_live.audio import load_audio
 from s2t_live.errors import S2TError
+from s2t_live.model import Speech2TextForConditionalGeneration
 from s2t_live.train import average
 from s2t_live.train.data import (SpecAugmentConfig, draw_masks, read_manifest, spec_augment, bucket_batches,
                                  shard)
@@ -129,8 +130,10 @@ def test_embedded_recipe_loads_and_fits_the_size_budget():
     from s2t_live.model import Speech2TextForConditionalGeneration
 
     cfg = load_config(Path(__file__).parents[1] / "recipes" / "embedded.toml")
-    config = Speech2TextConfig(**{**cfg.model, "vocab_size": cfg.tokenizer.vocab_size})
+    config = Speech2TextConfig(**{**cfg.model, "vocab_size": cfg.tokenizer.vocab_size},
+                               extra={"ctc_head": cfg.optim.ctc_weight > 0})
     model = Speech2TextForConditionalGeneration(config)
+    assert model.ctc_head is not None  # trained with CTC: the head is part of the shipped model
     assert model.num_parameters() <= 10_000_000 and cfg.float16_weights
 
 
@@ -282,7 +285,10 @@ def test_training_writes_a_folder_the_engine_loads_and_transcribes_with(trained,
         assert f.get_tensor(next(iter(f.keys()))).dtype == torch.float16
     log = (trained / "log.jsonl").read_text().splitlines()
     assert len(log) >= 6 and '"loss"' in log[0]
-    assert average.load_checkpoint(average.list_checkpoints(trained)[-1])["ctc"]  # CTC head: trained, not exported
+    # Trained with CTC: the head is part of the model (joint CTC/attention decoding), in its float16 file.
+    assert model.ctc_head is not None and json.loads((folder / "config.json").read_text())["ctc_head"] is True
+    mean = average.average_checkpoints(average.list_checkpoints(trained)[-2:])  # the run averages the last 2
+    assert torch.equal(mean["ctc_head.weight"].half().float(), model.ctc_head.weight)
 
 
 def test_final_model_is_the_average_of_the_last_checkpoints(trained):
@@ -395,8 +401,20 @@ def test_fine_tuning_reuses_the_tokenizer_of_init_from(trained, corpus, tmp_path
     read = lambda f: json.loads((f / "vocab.json").read_text())
     assert read(folder) == read(trained / "model")
     assert not (tmp_path / "tokenizer" / "spm_train.model").exists()
-    start = average.load_checkpoint(average.list_checkpoints(tmp_path)[0])["model_config"]
+    first = average.load_checkpoint(average.list_checkpoints(tmp_path)[0])
+    start = first["model_config"]
     assert start["d_model"] == 32 and start["dropout"] == 0.0
+    # The CTC head goes on from the one saved with init_from (two Adam updates move a weight < 2 * lr).
+    init_head = Speech2TextForConditionalGeneration.from_pretrained(trained / "model").ctc_head.weight
+    assert (first["model"]["ctc_head.weight"] - init_head).abs().max() < 0.01
+
+
+def test_checkpoints_that_kept_the_ctc_head_apart_still_average_into_a_model_with_it():
+    head = torch.nn.Linear(4, 6)
+    old = {"model": {"model.encoder.w": torch.ones(2)}, "ctc": head.state_dict()}
+    state = average.model_state(old)
+    assert set(state) == {"model.encoder.w", "ctc_head.weight", "ctc_head.bias"}
+    assert torch.equal(state["ctc_head.bias"], head.bias) and "ctc_head.weight" not in old["model"]
 
 
 def test_time_budget_ends_training_gracefully_with_a_final_model(corpus, tmp_path, capsys):

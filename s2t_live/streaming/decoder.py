@@ -15,6 +15,7 @@ from typing import Any, Sequence
 import torch
 from torch import Tensor
 
+from s2t_live.ctc import CTCPrefixScorer, ctc_weight
 from s2t_live.features import utterance_cmvn
 from s2t_live.generation import LogitProcessor, Stepper, beam_search, build_processors, resolve_config
 
@@ -117,11 +118,15 @@ class SegmentDecoder:
                                                   "num_return_sequences": 1}, len(prompt))
         processors = build_processors(gc) + ([self._new_word_at(len(prompt))] if prefix else [])
         k = gc.num_beams
-        if k == 1:
-            return self._content(greedy_with_draft(self.model, encoded, prompt, draft, gc, processors))
-        step = Stepper(self.model, encoded, None, gc.max_length, expand=k)
         start = torch.tensor([prompt], dtype=torch.long, device=encoded.device).repeat_interleave(k, dim=0)
-        ids, _ = beam_search(step, start, gc, processors, 1)
+        weight = ctc_weight(self.model, gc)
+        scorer = CTCPrefixScorer.for_model(self.model, encoded, None, weight, k) if weight else None
+        if scorer is not None and prefix:
+            scorer.feed(start[:, 1:])
+        if k == 1:
+            return self._content(greedy_with_draft(self.model, encoded, prompt, draft, gc, processors, scorer))
+        step = Stepper(self.model, encoded, None, gc.max_length, expand=k)
+        ids, _ = beam_search(step, start, gc, processors, 1, scorer)
         return self._content(ids[0].tolist())
 
     def partial(self, encoded: Tensor, committed: Sequence[int], draft: Sequence[int] = ()) -> list[int]:

@@ -15,20 +15,30 @@ from typing import Any, Sequence
 import torch
 from torch import Tensor
 
+from s2t_live.ctc import CTCPrefixScorer
 from s2t_live.generation import GenerationConfig, LogitProcessor, Stepper, apply_processors
 
 
-def _choose(processors: list[LogitProcessor], ids: list[int], logits: Tensor) -> int:
-    """The greedy token after ``ids`` for last-position ``logits`` (1, V)."""
+def _choose(processors: list[LogitProcessor], ids: list[int], logits: Tensor,
+            ctc: CTCPrefixScorer | None = None) -> int:
+    """The greedy token after ``ids`` for last-position ``logits`` (1, V); with ``ctc`` (its state at
+    ``ids``) by joint CTC/attention score, and the scorer moves on past the chosen token."""
     context = torch.tensor([ids], dtype=torch.long, device=logits.device)
-    return int(apply_processors(processors, context, logits).argmax(-1))
+    scores = apply_processors(processors, context, logits)
+    if ctc is None:
+        return int(scores.argmax(-1))
+    token = ctc(context, torch.log_softmax(scores, dim=-1)).argmax(-1)
+    ctc.advance(torch.zeros(1, dtype=torch.long, device=token.device), token)
+    return int(token)
 
 
 @torch.inference_mode()
 def greedy_with_draft(model: Any, encoded: Tensor, prompt: Sequence[int], draft: Sequence[int],
-                      gc: GenerationConfig, processors: list[LogitProcessor]) -> list[int]:
+                      gc: GenerationConfig, processors: list[LogitProcessor],
+                      ctc: CTCPrefixScorer | None = None) -> list[int]:
     """Greedy ids continuing ``prompt`` (starting with the decoder start token) over ``encoded`` (1, S, d),
-    checking ``draft`` first; returns prompt + generated ids, ending with eos unless ``max_length`` cut it."""
+    checking ``draft`` first; returns prompt + generated ids, ending with eos unless ``max_length`` cut it.
+    ``ctc``: joint CTC/attention scoring, its scorer already at ``prompt``."""
     eos = set(gc.eos_ids())
     out = list(prompt)
     if len(out) >= gc.max_length:
@@ -39,7 +49,7 @@ def greedy_with_draft(model: Any, encoded: Tensor, prompt: Sequence[int], draft:
     hidden = model.model.decoder(fed, None, None, None, step.cache)
     logits = model.lm_head(hidden[0, len(out) - 1:]).float()  # row i predicts the token after draft[:i]
     for i in range(logits.size(0)):
-        token = _choose(processors, out, logits[i:i + 1])
+        token = _choose(processors, out, logits[i:i + 1], ctc)
         out.append(token)
         if token in eos or len(out) >= gc.max_length:
             return out
@@ -47,7 +57,7 @@ def greedy_with_draft(model: Any, encoded: Tensor, prompt: Sequence[int], draft:
             break
     step.cache.length = len(out) - 1  # keys/values of the kept tokens; the newest is fed next
     while True:
-        token = _choose(processors, out, step(torch.tensor([[out[-1]]], device=encoded.device)))
+        token = _choose(processors, out, step(torch.tensor([[out[-1]]], device=encoded.device)), ctc)
         out.append(token)
         if token in eos or len(out) >= gc.max_length:
             return out

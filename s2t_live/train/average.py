@@ -83,9 +83,18 @@ def average_state_dicts(states: Sequence[dict[str, torch.Tensor]]) -> dict[str, 
     return out
 
 
+def model_state(ckpt: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """A checkpoint's model weights, CTC head included (checkpoints written before the head was part
+    of the model kept it apart, under ``ctc``)."""
+    state = dict(ckpt["model"])
+    for key, value in (ckpt.get("ctc") or {}).items():
+        state.setdefault(f"ctc_head.{key}", value)
+    return state
+
+
 def average_checkpoints(paths: Sequence[str | Path]) -> dict[str, torch.Tensor]:
     """Mean model weights of the given checkpoint files (loaded one at a time)."""
-    return average_state_dicts([load_checkpoint(p)["model"] for p in paths])
+    return average_state_dicts([model_state(load_checkpoint(p)) for p in paths])
 
 
 def write_model(folder: str | Path, state: dict[str, torch.Tensor], model_config: Speech2TextConfig,
@@ -95,9 +104,12 @@ def write_model(folder: str | Path, state: dict[str, torch.Tensor], model_config
     preprocessor_config.json and the tokenizer files copied from ``tokenizer_dir``.
 
     ``float16`` stores the weights in half precision (half the size); ``config.json`` still says
-    ``torch_dtype: float32``, so loaders compute in float32 either way."""
+    ``torch_dtype: float32``, so loaders compute in float32 either way. A CTC head in ``state`` is kept
+    (``"ctc_head": true``), for joint CTC/attention decoding."""
     folder = Path(folder)
     config = Speech2TextConfig.from_dict(model_config.to_dict())
+    if any(key.startswith("ctc_head.") for key in state):
+        config.extra["ctc_head"] = True
     config.extra["torch_dtype"] = "float32"
     config.extra.setdefault("architectures", ["Speech2TextForConditionalGeneration"])
     model = Speech2TextForConditionalGeneration(config)

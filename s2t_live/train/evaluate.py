@@ -107,9 +107,9 @@ def evaluate(model: Any, processor: Any, utterances: Sequence[Utterance], num_be
 
 
 def evaluate_model(model_dir: str, manifest: str, num_beams: int | None = None, limit: int | None = None,
-                   device: str = "cpu", audio_root: str | None = None) -> EvalResult:
+                   device: str = "cpu", audio_root: str | None = None, ctc_weight: float | None = None) -> EvalResult:
     """Load a model folder (or hub id) and evaluate it on the first ``limit`` rows of ``manifest``;
-    ``num_beams`` None uses the model's generation defaults."""
+    ``num_beams`` and ``ctc_weight`` None use the model's generation defaults."""
     from ..model import Speech2TextForConditionalGeneration
     from ..processor import Speech2TextProcessor
 
@@ -117,14 +117,19 @@ def evaluate_model(model_dir: str, manifest: str, num_beams: int | None = None, 
     processor = Speech2TextProcessor.from_pretrained(model_dir)
     model = Speech2TextForConditionalGeneration.from_pretrained(model_dir, device=device)
     beams = num_beams if num_beams is not None else (model.generation_config.num_beams or 1)
+    if ctc_weight is not None:
+        model.generation_config.ctc_weight = ctc_weight
     return evaluate(model, processor, utterances, beams)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The evaluation options, shared by this module's CLI and ``s2t-live evaluate``."""
+    from ..cli import weight_argument
     parser.add_argument("--model", "-m", required=True, help="model folder or hub id")
     parser.add_argument("--manifest", required=True, help="fairseq S2T manifest (TSV) to score")
     parser.add_argument("--num-beams", type=int, default=None, help="beam size (default: the model's)")
+    parser.add_argument("--ctc-weight", type=weight_argument, default=None,
+                        help="weight of the CTC head in joint decoding, 0-1 (default: the model's)")
     parser.add_argument("--limit", type=int, default=None, help="score only the first N utterances")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--audio-root", default=None, help="folder the audio paths are relative to "
@@ -134,7 +139,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate as the parsed ``args`` ask and print the WER line."""
-    result = evaluate_model(args.model, args.manifest, args.num_beams, args.limit, args.device, args.audio_root)
+    result = evaluate_model(args.model, args.manifest, args.num_beams, args.limit, args.device, args.audio_root,
+                            args.ctc_weight)
     shown = 0
     for ref, hyp in zip(result.references, result.hypotheses):
         if shown < args.show and normalize_text(ref) != normalize_text(hyp):

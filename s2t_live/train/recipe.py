@@ -78,7 +78,7 @@ class OptimConfig:
     weight_decay: float = 0.0
     clip_norm: float = 10.0  # 0: no clipping
     label_smoothing: float = 0.1
-    ctc_weight: float = 0.0  # weight of an auxiliary CTC loss on the encoder (its head is not exported)
+    ctc_weight: float = 0.0  # weight of an auxiliary CTC loss on the encoder (its head is saved with the model)
     update_freq: int = 1  # batches accumulated per update (per process)
     ctc_only_steps: int = 0  # first updates train the encoder with CTC alone (needs ctc_weight > 0)
     detached_decoder_steps: int = 0  # first updates: the encoder learns from CTC alone, the decoder on its output

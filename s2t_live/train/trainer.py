@@ -188,15 +188,19 @@ def guided_attention_loss(queries: list[Tensor], keys: list[Tensor], frames: Ten
 
 
 class TrainingModule(torch.nn.Module):
-    """The model plus, for the auxiliary CTC loss, a projection of the encoder output onto the vocabulary
-    that exists only during training. One module, so that DDP synchronises both. With ``probe``, the
+    """The model plus, for the auxiliary CTC loss, its CTC head (a projection of the encoder output onto
+    the vocabulary, added to the model when it has none; it is saved with the model and used by joint
+    CTC/attention decoding). One module, so that DDP synchronises both. With ``probe``, the
     cross-attention queries and keys of every decoder layer are kept from each forward pass (for the
     guided-attention loss) through hooks on their projections, so the model itself is untouched."""
 
     def __init__(self, model: torch.nn.Module, ctc: bool, probe: bool = False):
         super().__init__()
         self.model = model
-        self.ctc = torch.nn.Linear(model.config.d_model, model.config.vocab_size) if ctc else None
+        if ctc and getattr(model, "ctc_head", None) is None:
+            model.ctc_head = torch.nn.Linear(model.config.d_model, model.config.vocab_size)
+            model.config.extra["ctc_head"] = True
+        self.ctc = model.ctc_head if ctc else None
         self.queries: list[Tensor] = []
         self.keys: list[Tensor] = []
         if probe:
@@ -402,9 +406,7 @@ class Trainer:
         if bool(ckpt.get("ctc")) != (self.module.ctc is not None):
             raise S2TError(f"{path} was trained {'with' if ckpt.get('ctc') else 'without'} the CTC loss: keep "
                            "optim.ctc_weight on the same side of 0, or pass --no-resume")
-        self.model.load_state_dict(ckpt["model"])
-        if self.module.ctc is not None:
-            self.module.ctc.load_state_dict(ckpt["ctc"])
+        self.model.load_state_dict(average.model_state(ckpt))
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
         self.pos = Position(**ckpt["position"])

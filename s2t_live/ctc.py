@@ -1,0 +1,140 @@
+"""CTC prefix scores for joint CTC/attention decoding (Watanabe et al., 2017, "Hybrid CTC/Attention").
+
+A model trained with an auxiliary CTC loss can keep that encoder-side head (``ctc_head`` in
+``config.json``). The attention decoder alone may lose its place in the audio, repeating a phrase or
+skipping one; the CTC head cannot, since its probability of a prefix sums over monotonic alignments of
+that prefix to the frames. Decoding then ranks each candidate token by
+
+    (1 - ctc_weight) * log p_att(token | prefix) + ctc_weight * (log p_ctc(prefix + token) - log p_ctc(prefix))
+
+where ``p_ctc(g)`` is the probability that the frames' CTC labelling starts with ``g`` (for the end token:
+that it is exactly ``g``). Hypotheses hold, per frame, the log-probability that the prefix has been emitted
+by that frame ending in a label (``n``) or in a blank (``b``); a step extends them for a few candidate
+tokens per hypothesis, the attention decoder's best ones, since scoring all the vocabulary would cost a
+pass over the frames per token.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+NEG = -1.0e10  # log of "impossible", finite so that sums and differences never give NaN
+
+
+def ctc_weight(model: Any, gc: Any) -> float:
+    """The CTC weight decoding uses: the generation config's, when the model has a CTC head."""
+    weight = float(getattr(gc, "ctc_weight", None) or 0.0)
+    if weight and getattr(model, "ctc_head", None) is None:
+        return 0.0
+    return min(max(weight, 0.0), 1.0)
+
+
+def shift(t: Tensor) -> Tensor:
+    """``t`` one frame later along dim 0: out[0] is impossible, out[i] = t[i - 1]."""
+    return torch.cat([torch.full_like(t[:1], NEG), t[:-1]])
+
+
+class CTCPrefixScorer:
+    """Prefix scores of decoder rows (hypotheses) over one utterance's CTC log-probabilities each.
+
+    ``log_probs``: (B, S, V) CTC log-probabilities of B utterances, ``lengths``: (B,) valid frames, and
+    ``rows``: (N,) the utterance of each hypothesis row (beams of an utterance share its frames).
+    """
+
+    def __init__(self, log_probs: Tensor, lengths: Tensor | None, rows: Tensor, blank: int, eos: int,
+                 weight: float, candidates: int = 16):
+        lp = log_probs.double()
+        batch, frames, _ = lp.shape
+        if lengths is not None:
+            past = torch.arange(frames, device=lp.device)[None, :] >= lengths.to(lp.device)[:, None]
+            # After an utterance's last frame only blanks: the states then carry the final value along.
+            lp = lp.masked_fill(past[:, :, None], NEG)
+            lp[:, :, blank] = lp[:, :, blank].masked_fill(past, 0.0)
+        self.x = lp.transpose(0, 1).contiguous()  # (S, B, V)
+        self.blank, self.eos, self.weight, self.candidates = blank, eos, weight, candidates
+        self.rows = rows.to(lp.device)
+        n = self.rows.numel()
+        # The empty prefix: nothing emitted, every frame so far a blank.
+        self.r_n = torch.full((frames, n), NEG, device=lp.device)
+        self.r_b = torch.cumsum(self.x[:, self.rows, blank], dim=0)
+        self.score = torch.zeros(n, dtype=lp.dtype, device=lp.device)
+        self.last = torch.full((n,), -1, dtype=torch.long, device=lp.device)
+        self._pending: tuple[Tensor, Tensor, Tensor, Tensor] | None = None
+
+    @classmethod
+    def for_model(cls, model: Any, encoder_hidden: Tensor, encoder_mask: Tensor | None, weight: float,
+                  beams: int = 1) -> "CTCPrefixScorer":
+        """A scorer over ``model.ctc_head(encoder_hidden)`` with ``beams`` rows per utterance."""
+        log_probs = torch.log_softmax(model.ctc_head(encoder_hidden).float(), dim=-1)
+        lengths = encoder_mask.long().sum(-1) if encoder_mask is not None else None
+        rows = torch.arange(encoder_hidden.size(0), device=encoder_hidden.device).repeat_interleave(beams)
+        config = model.config
+        return cls(log_probs, lengths, rows, config.pad_token_id, config.eos_token_id, weight)
+
+    def extend(self, tokens: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Prefix scores (N, C) of every row's prefix followed by each of its ``tokens`` (N, C), and the
+        new per-frame states (S, N, C) in ``n`` and ``b``."""
+        x = self.x[:, self.rows[:, None], tokens]  # (S, N, C)
+        xb = self.x[:, self.rows, self.blank][:, :, None]
+        r_n, r_b = self.r_n[:, :, None], self.r_b[:, :, None]
+        # A repeated label needs a blank between: after a prefix ending in it, only blank-ending paths.
+        phi = torch.logaddexp(r_b, torch.where((tokens == self.last[:, None])[None], NEG, r_n))
+        # The recursions n[t] = (n[t-1] + phi[t-1]) * x[t] and b[t] = (b[t-1] + n[t-1]) * blank[t] (in
+        # probabilities) are linear, so they are solved for all frames at once: divided by the running
+        # product of x (of the blank), each becomes a cumulative sum. float64 keeps the log-space
+        # differences exact enough over thousands of frames.
+        n0 = torch.where((self.last == -1)[:, None], x[0], NEG)  # only the empty prefix starts at frame 0
+        cx = torch.cumsum(x, dim=0) - x[0]
+        new_n = cx + torch.logaddexp(n0[None], shift(torch.logcumsumexp(phi - cx, dim=0)))
+        cb = torch.cumsum(xb, dim=0) - xb[0]
+        new_b = cb + shift(torch.logcumsumexp(new_n - cb, dim=0))
+        score = torch.logsumexp(torch.cat([new_n[:1], phi[:-1] + x[1:]]), dim=0)
+        # The end token: the prefix is the whole labelling.
+        end = torch.logaddexp(self.r_n[-1], self.r_b[-1])[:, None].expand_as(score)
+        score = torch.where(tokens == self.eos, end, score)
+        score = torch.where(tokens == self.blank, NEG, score)  # the blank is no label (it is the pad token)
+        return score, new_n, new_b
+
+    def __call__(self, ids: Tensor, log_probs: Tensor) -> Tensor:
+        """Joint scores (N, V) from the attention decoder's ``log_probs`` (N, V) after processors; tokens
+        outside each row's candidates (its best attention tokens and the end token) are ruled out."""
+        vocab = log_probs.size(-1)
+        c = min(self.candidates, vocab)
+        cand = torch.topk(log_probs, c, dim=-1)[1]
+        cand = torch.cat([cand, torch.full_like(cand[:, :1], self.eos)], dim=1)
+        score, new_n, new_b = self.extend(cand)
+        att = log_probs.gather(1, cand)
+        joint = (1.0 - self.weight) * att + self.weight * (score - self.score[:, None]).to(att.dtype)
+        # The end token may be among the attention candidates too; its copies score the same.
+        out = torch.full_like(log_probs, NEG).scatter(1, cand, joint)
+        out = torch.where(log_probs <= NEG / 2, log_probs, out)  # keep what processors forbade forbidden
+        self._pending = (cand, score, new_n, new_b)
+        return out
+
+    def advance(self, source: Tensor, tokens: Tensor) -> None:
+        """Rows now continue row ``source[i]`` of the last call with ``tokens[i]`` (N',)."""
+        cand, score, new_n, new_b = self._pending
+        source, tokens = source.to(cand.device), tokens.to(cand.device)
+        slot = (cand[source] == tokens[:, None]).int().argmax(-1)
+        self.r_n, self.r_b = new_n[:, source, slot], new_b[:, source, slot]
+        self.score = score[source, slot]
+        self.last = tokens.clone()
+        self.rows = self.rows[source]
+        self._pending = None
+
+    def select(self, keep: Tensor) -> None:
+        """Go on with rows ``keep`` only (after ``advance``)."""
+        keep = keep.to(self.rows.device)
+        self.r_n, self.r_b = self.r_n[:, keep], self.r_b[:, keep]
+        self.score, self.last, self.rows = self.score[keep], self.last[keep], self.rows[keep]
+
+    def feed(self, tokens: Tensor) -> None:
+        """Advance every row through forced ``tokens`` (N, L): a decoder prefix to continue."""
+        for i in range(tokens.size(1)):
+            token = tokens[:, i:i + 1]
+            score, new_n, new_b = self.extend(token)
+            self._pending = (token, score, new_n, new_b)
+            self.advance(torch.arange(token.size(0), device=token.device), token[:, 0])
