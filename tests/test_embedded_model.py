@@ -15,9 +15,10 @@ from s2t_live.hub import default_model, embedded_model_dir
 from s2t_live.train.data import read_manifest
 
 HELDOUT = Path(__file__).parent / "data" / "heldout"
-# These six clips (60 words) score 78.3 % with the shipped model (71.7 % and 85 % with the two before it,
-# which scored worse on the 300-utterance test sets): a regression bound, not the target of issue 8.
-MAX_HELDOUT_WER = 0.8
+# These six clips (60 words) score 68.3 % with the shipped model (78.3 % and 71.7 % with the two before it,
+# which had no CTC head and scored worse on the 300-utterance test sets): a regression bound, not the
+# target of issue 8.
+MAX_HELDOUT_WER = 0.72
 
 
 def test_embedded_model_is_the_default_and_fits_the_budget(monkeypatch):
@@ -30,6 +31,14 @@ def test_embedded_model_is_the_default_and_fits_the_budget(monkeypatch):
         tensors = [f.get_tensor(name) for name in f.keys()]
     assert sum(t.numel() for t in tensors) <= 10_000_000
     assert {str(t.dtype) for t in tensors} == {"torch.float16"}
+
+
+def test_embedded_model_decodes_with_its_ctc_head():
+    folder = embedded_model_dir()
+    assert json.loads((folder / "config.json").read_text())["ctc_head"] is True
+    assert json.loads((folder / "generation_config.json").read_text())["ctc_weight"] == 0.5
+    with safe_open(folder / "model.safetensors", "pt") as f:
+        assert f.get_tensor("ctc_head.weight").shape == (1000, 256)
 
 
 def test_transcribe_without_a_model_reads_a_voice_it_never_heard(monkeypatch, capsys):

@@ -76,14 +76,18 @@ def length_batches(utterances: Sequence[Utterance], max_frames: int) -> list[lis
 
 @torch.inference_mode()
 def transcribe_utterances(model: Any, processor: Any, utterances: Sequence[Utterance], num_beams: int = 1,
-                          max_frames: int = 20000, max_length: int | None = None) -> list[str]:
-    """Hypotheses for ``utterances``, in their order, decoded by ``model.generate``."""
+                          max_frames: int = 20000, max_length: int | None = None,
+                          ctc_weight: float | None = None) -> list[str]:
+    """Hypotheses for ``utterances``, in their order, decoded by ``model.generate`` (``ctc_weight``
+    None: the model's)."""
     was_training = model.training
     model.eval()
     texts = [""] * len(utterances)
     options: dict[str, Any] = {"num_beams": num_beams}
     if max_length is not None:
         options["max_length"] = max_length
+    if ctc_weight is not None:
+        options["ctc_weight"] = ctc_weight
     for indices in length_batches(utterances, max_frames):
         waves = [load_audio(utterances[i].audio) for i in indices]
         inputs = processor.feature_extractor(waves, sampling_rate=SAMPLE_RATE, padding=True, return_tensors="pt",
@@ -97,10 +101,10 @@ def transcribe_utterances(model: Any, processor: Any, utterances: Sequence[Utter
 
 
 def evaluate(model: Any, processor: Any, utterances: Sequence[Utterance], num_beams: int = 1,
-             max_frames: int = 20000, max_length: int | None = None) -> EvalResult:
+             max_frames: int = 20000, max_length: int | None = None, ctc_weight: float | None = None) -> EvalResult:
     """Decode ``utterances`` and score them against their transcripts."""
     start = time.monotonic()
-    hyps = transcribe_utterances(model, processor, utterances, num_beams, max_frames, max_length)
+    hyps = transcribe_utterances(model, processor, utterances, num_beams, max_frames, max_length, ctc_weight)
     refs = [u.text for u in utterances]
     words = sum(len(normalize_text(r).split()) for r in refs)
     return EvalResult(word_error_rate(refs, hyps), len(refs), words, time.monotonic() - start, refs, hyps)

@@ -422,13 +422,15 @@ class Trainer:
     # ----- loop -----------------------------------------------------------------------------------
 
     def validate(self) -> float | None:
-        """Greedy dev WER of the current weights (None without a dev set)."""
+        """Greedy dev WER of the current weights (None without a dev set), decoded with the CTC weight the
+        model will be saved with."""
         if not self.dev:
             return None
         # An untrained model babbles until max_length: stop well past the longest reference instead.
         longest = max(len(self.processor.tokenizer(u.text)["input_ids"]) for u in self.dev)
         limit = min(self.cfg.generation.get("max_length", 200), 2 * longest + 10)
-        return evaluate(self.model, self.processor, self.dev, num_beams=1, max_length=limit).wer
+        return evaluate(self.model, self.processor, self.dev, num_beams=1, max_length=limit,
+                        ctc_weight=self.cfg.generation.get("ctc_weight")).wer
 
     def agree(self, *flags: bool) -> list[bool]:
         """Rank 0's values of ``flags`` on every rank (time-based decisions must not differ)."""
