@@ -15,10 +15,10 @@ from s2t_live.hub import default_model, embedded_model_dir
 from s2t_live.train.data import read_manifest
 
 HELDOUT = Path(__file__).parent / "data" / "heldout"
-# These six clips (60 words) score 68.3 % with the shipped model (78.3 % and 71.7 % with the two before it,
+# These six clips (60 words) score 61.7 % with the shipped model (78.3 % and 71.7 % with the two before it,
 # which had no CTC head and scored worse on the 300-utterance test sets): a regression bound, not the
 # target of issue 8.
-MAX_HELDOUT_WER = 0.72
+MAX_HELDOUT_WER = 0.66
 
 
 def test_embedded_model_is_the_default_and_fits_the_budget(monkeypatch):

@@ -137,6 +137,14 @@ def test_embedded_recipe_loads_and_fits_the_size_budget():
     assert model.num_parameters() <= 10_000_000 and cfg.float16_weights
 
 
+def test_embedded_second_stage_recipe_continues_the_first():
+    first = load_config(Path(__file__).parents[1] / "recipes" / "embedded.toml")
+    second = load_config(Path(__file__).parents[1] / "recipes" / "embedded_anneal.toml")
+    assert second.init_from == str(Path(first.output_dir) / "model") and second.float16_weights
+    assert second.optim.ctc_weight > 0 and second.optim.lr < first.optim.lr  # the CTC head trains on
+    assert second.generation["ctc_weight"] == first.generation["ctc_weight"] == 0.5
+
+
 # ----- batching, SpecAugment, loss, averaging ---------------------------------------------------------
 
 
