@@ -10,8 +10,8 @@ that prefix to the frames. Decoding then ranks each candidate token by
 where ``p_ctc(g)`` is the probability that the frames' CTC labelling starts with ``g`` (for the end token:
 that it is exactly ``g``). Hypotheses hold, per frame, the log-probability that the prefix has been emitted
 by that frame ending in a label (``n``) or in a blank (``b``); a step extends them for a few candidate
-tokens per hypothesis, the attention decoder's best ones, since scoring all the vocabulary would cost a
-pass over the frames per token.
+tokens per hypothesis, the attention decoder's best ones (all the vocabulary would cost frames x vocabulary
+work per hypothesis and step).
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ class CTCPrefixScorer:
         self.rows = rows.to(lp.device)
         n = self.rows.numel()
         # The empty prefix: nothing emitted, every frame so far a blank.
-        self.r_n = torch.full((frames, n), NEG, device=lp.device)
+        self.r_n = torch.full((frames, n), NEG, dtype=lp.dtype, device=lp.device)
         self.r_b = torch.cumsum(self.x[:, self.rows, blank], dim=0)
         self.score = torch.zeros(n, dtype=lp.dtype, device=lp.device)
         self.last = torch.full((n,), -1, dtype=torch.long, device=lp.device)
