@@ -32,6 +32,20 @@ def ctc_weight(model: Any, gc: Any) -> float:
     return min(max(weight, 0.0), 1.0)
 
 
+def joint_scorer(model: Any, gc: Any, encoder_hidden: Tensor, encoder_mask: Tensor | None,
+                 prompt: Tensor) -> "CTCPrefixScorer | None":
+    """The scorer for decoding ``prompt`` (B * beams, L) onwards over ``encoder_hidden`` (B, S, d), past the
+    prompt's tokens after the start token; None when ``gc`` asks for no CTC weight or the model has no head."""
+    weight = ctc_weight(model, gc)
+    if not weight:
+        return None
+    scorer = CTCPrefixScorer.for_model(model, encoder_hidden, encoder_mask, weight,
+                                       prompt.size(0) // encoder_hidden.size(0))
+    if prompt.size(1) > 1:
+        scorer.feed(prompt[:, 1:])
+    return scorer
+
+
 def shift(t: Tensor) -> Tensor:
     """``t`` one frame later along dim 0: out[0] is impossible, out[i] = t[i - 1]."""
     return torch.cat([torch.full_like(t[:1], NEG), t[:-1]])

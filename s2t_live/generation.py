@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from .cache import DecoderCache
-from .ctc import CTCPrefixScorer, ctc_weight
+from .ctc import CTCPrefixScorer, joint_scorer
 
 GENERATION_CONFIG_NAME = "generation_config.json"
 
@@ -427,10 +427,7 @@ def generate(model: Any, inputs: Tensor | None = None, generation_config: Genera
     if k > 1:
         prompt = prompt.repeat_interleave(k, dim=0)
     step = Stepper(model, encoder_hidden, encoder_mask, gc.max_length, expand=k)
-    weight = ctc_weight(model, gc)
-    scorer = CTCPrefixScorer.for_model(model, encoder_hidden, encoder_mask, weight, k) if weight else None
-    if scorer is not None and prompt.size(1) > 1:
-        scorer.feed(prompt[:, 1:])
+    scorer = joint_scorer(model, gc, encoder_hidden, encoder_mask, prompt)
     if k > 1:
         ids, scores = beam_search(step, prompt, gc, procs, batch, scorer)
     else:

@@ -15,7 +15,7 @@ from typing import Any, Sequence
 import torch
 from torch import Tensor
 
-from s2t_live.ctc import CTCPrefixScorer, ctc_weight
+from s2t_live.ctc import joint_scorer
 from s2t_live.features import utterance_cmvn
 from s2t_live.generation import LogitProcessor, Stepper, beam_search, build_processors, resolve_config
 
@@ -119,10 +119,7 @@ class SegmentDecoder:
         processors = build_processors(gc) + ([self._new_word_at(len(prompt))] if prefix else [])
         k = gc.num_beams
         start = torch.tensor([prompt], dtype=torch.long, device=encoded.device).repeat_interleave(k, dim=0)
-        weight = ctc_weight(self.model, gc)
-        scorer = CTCPrefixScorer.for_model(self.model, encoded, None, weight, k) if weight else None
-        if scorer is not None and prefix:
-            scorer.feed(start[:, 1:])
+        scorer = joint_scorer(self.model, gc, encoded, None, start)
         if k == 1:
             return self._content(greedy_with_draft(self.model, encoded, prompt, draft, gc, processors, scorer))
         step = Stepper(self.model, encoded, None, gc.max_length, expand=k)

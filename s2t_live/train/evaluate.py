@@ -121,9 +121,7 @@ def evaluate_model(model_dir: str, manifest: str, num_beams: int | None = None, 
     processor = Speech2TextProcessor.from_pretrained(model_dir)
     model = Speech2TextForConditionalGeneration.from_pretrained(model_dir, device=device)
     beams = num_beams if num_beams is not None else (model.generation_config.num_beams or 1)
-    if ctc_weight is not None:
-        model.generation_config.ctc_weight = ctc_weight
-    return evaluate(model, processor, utterances, beams)
+    return evaluate(model, processor, utterances, beams, ctc_weight=ctc_weight)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

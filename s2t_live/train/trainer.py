@@ -376,9 +376,6 @@ class Trainer:
         np.random.seed(seed % 2**32)
         random.seed(seed)
 
-    def ctc_state(self) -> dict[str, Tensor]:
-        return self.module.ctc.state_dict() if self.module.ctc is not None else {}
-
     def save(self) -> None:
         """Write a checkpoint of the current step (rank 0; every rank contributes its RNG states)."""
         rngs = [rng_state(self.device)]
@@ -386,7 +383,7 @@ class Trainer:
             rngs = [None] * self.dist.world_size
             torch.distributed.all_gather_object(rngs, rng_state(self.device))
         if self.dist.is_main:
-            state = {"model": self.model.state_dict(), "ctc": self.ctc_state(),
+            state = {"model": self.model.state_dict(),
                      "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                      "position": asdict(self.pos), "rng": rngs,
                      "world_size": self.dist.world_size, "config": asdict(self.cfg),
@@ -403,8 +400,9 @@ class Trainer:
         if changed:
             raise S2TError(f"{path} was trained with another model ({changed[0]}={getattr(old, changed[0])!r}); pass "
                            "--no-resume to start over or choose another output_dir")
-        if bool(ckpt.get("ctc")) != (self.module.ctc is not None):
-            raise S2TError(f"{path} was trained {'with' if ckpt.get('ctc') else 'without'} the CTC loss: keep "
+        with_ctc = ckpt["config"]["optim"]["ctc_weight"] > 0
+        if with_ctc != (self.module.ctc is not None):
+            raise S2TError(f"{path} was trained {'with' if with_ctc else 'without'} the CTC loss: keep "
                            "optim.ctc_weight on the same side of 0, or pass --no-resume")
         self.model.load_state_dict(average.model_state(ckpt))
         self.optimizer.load_state_dict(ckpt["optimizer"])
