@@ -28,6 +28,17 @@ def weight_argument(text: str) -> float:
     return value
 
 
+def penalty_argument(text: str) -> float:
+    """argparse type of ``--lexicon-penalty``: a number >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"the lexicon penalty is a number >= 0, not {text!r}")
+    return value
+
+
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", "-m", default=None,
                         help="model folder, fairseq .pt checkpoint or hub id (default: the embedded model)")
@@ -38,7 +49,8 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
 
     transcriber = Transcriber(args.model, device=args.device, tgt_lang=args.tgt_lang, quantize=args.int8,
                               batch_size=args.batch_size, num_beams=args.num_beams,
-                              max_new_tokens=args.max_new_tokens, ctc_weight=args.ctc_weight)
+                              max_new_tokens=args.max_new_tokens, ctc_weight=args.ctc_weight,
+                              lexicon_penalty=args.lexicon_penalty)
     failures = 0
     for file, result in transcriber.transcribe_files(args.files, split=not args.no_split, show_progress=True):
         if isinstance(result, S2TError):
@@ -78,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ctc-weight", type=weight_argument, default=None,
                    help="weight of the CTC head in joint CTC/attention decoding, 0-1, for models that have "
                         "one (default: the model's)")
+    p.add_argument("--lexicon-penalty", type=penalty_argument, default=None,
+                   help="score cost of each word outside the model's lexicon.txt, for models that have one; "
+                        "0 turns it off (default: the model's)")
     p.add_argument("--batch-size", type=int, default=8,
                    help="pieces decoded together (default 8; 1 decodes them one by one)")
     p.add_argument("--format", "-f", choices=FORMATS, default="txt")

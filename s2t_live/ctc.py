@@ -22,6 +22,9 @@ import torch
 from torch import Tensor
 
 NEG = -1.0e10  # log of "impossible", finite so that sums and differences never give NaN
+# Attention candidates rescored per hypothesis and step (plus the end token). Embedded model, dev 300,
+# beam 5: 42.7 % WER with 16, 42.1 % with 32, at about the same speed.
+CANDIDATES = 32
 
 
 def ctc_weight(model: Any, gc: Any) -> float:
@@ -33,17 +36,50 @@ def ctc_weight(model: Any, gc: Any) -> float:
 
 
 def joint_scorer(model: Any, gc: Any, encoder_hidden: Tensor, encoder_mask: Tensor | None,
-                 prompt: Tensor) -> "CTCPrefixScorer | None":
+                 prompt: Tensor) -> "JointScorer | None":
     """The scorer for decoding ``prompt`` (B * beams, L) onwards over ``encoder_hidden`` (B, S, d), past the
-    prompt's tokens after the start token; None when ``gc`` asks for no CTC weight or the model has no head."""
+    prompt's tokens after the start token: CTC prefix scores when ``gc`` asks for a CTC weight and the
+    model has a head, lexicon costs when it asks for a ``lexicon_penalty`` and the model has a lexicon;
+    None when neither applies (plain attention decoding)."""
     weight = ctc_weight(model, gc)
-    if not weight:
+    penalty = float(getattr(gc, "lexicon_penalty", None) or 0.0)
+    lexicon = getattr(model, "lexicon", None) if penalty > 0 else None
+    if not weight and lexicon is None:
         return None
-    scorer = CTCPrefixScorer.for_model(model, encoder_hidden, encoder_mask, weight,
-                                       prompt.size(0) // encoder_hidden.size(0))
-    if prompt.size(1) > 1:
-        scorer.feed(prompt[:, 1:])
-    return scorer
+    ctc = None
+    if weight:
+        ctc = CTCPrefixScorer.for_model(model, encoder_hidden, encoder_mask, weight,
+                                        prompt.size(0) // encoder_hidden.size(0))
+        if prompt.size(1) > 1:
+            ctc.feed(prompt[:, 1:])
+    return JointScorer(ctc, lexicon, penalty)
+
+
+class JointScorer:
+    """What decoding adds to the attention decoder's log-probabilities: the CTC prefix scores (``ctc``,
+    which also restricts each row to its candidates) and then the lexicon's costs. Greedy and beam search
+    call it with the rows so far and their log-probabilities, then tell it which rows go on with which
+    token (``advance``) and which rows are kept (``select``); only the CTC part has state."""
+
+    def __init__(self, ctc: "CTCPrefixScorer | None", lexicon: Any = None, penalty: float = 0.0):
+        self.ctc, self.lexicon, self.penalty = ctc, lexicon, penalty
+
+    def __call__(self, ids: Tensor, log_probs: Tensor) -> Tensor:
+        out = self.ctc(ids, log_probs) if self.ctc is not None else log_probs
+        if self.lexicon is not None:
+            costs = self.lexicon.costs(ids, self.penalty)
+            width = min(costs.size(-1), out.size(-1))
+            out = out.clone()
+            out[:, :width] += costs[:, :width].to(out.dtype)
+        return out
+
+    def advance(self, source: Tensor, tokens: Tensor) -> None:
+        if self.ctc is not None:
+            self.ctc.advance(source, tokens)
+
+    def select(self, keep: Tensor) -> None:
+        if self.ctc is not None:
+            self.ctc.select(keep)
 
 
 def shift(t: Tensor) -> Tensor:
@@ -59,7 +95,7 @@ class CTCPrefixScorer:
     """
 
     def __init__(self, log_probs: Tensor, lengths: Tensor | None, rows: Tensor, blank: int, eos: int,
-                 weight: float, candidates: int = 16):
+                 weight: float, candidates: int = CANDIDATES):
         lp = log_probs.double()
         batch, frames, _ = lp.shape
         if lengths is not None:

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from .cache import DecoderCache
-from .ctc import CTCPrefixScorer, joint_scorer
+from .ctc import JointScorer, joint_scorer
 
 GENERATION_CONFIG_NAME = "generation_config.json"
 
@@ -27,6 +27,7 @@ GENERATION_CONFIG_NAME = "generation_config.json"
 GLOBAL_DEFAULTS = {
     "max_length": 20, "min_length": 0, "num_beams": 1, "early_stopping": False, "length_penalty": 1.0,
     "no_repeat_ngram_size": 0, "repetition_penalty": 1.0, "num_return_sequences": 1, "ctc_weight": 0.0,
+    "lexicon_penalty": 0.0,
 }
 NEG = -1.0e9  # the reference's "impossible" score for beams
 
@@ -54,6 +55,7 @@ class GenerationConfig:
     pad_token_id: int | None = None
     # s2t-live: weight of the CTC prefix score in joint CTC/attention decoding (models with a CTC head).
     ctc_weight: float | None = None
+    lexicon_penalty: float | None = None  # score cost of each word outside the model's lexicon.txt
     use_cache: bool = True
     return_dict_in_generate: bool = False
     output_scores: bool = False
@@ -268,7 +270,7 @@ class Stepper:
 
 
 def greedy_search(step: Stepper, prompt: Tensor, gc: GenerationConfig, procs: list[LogitProcessor],
-                  ctc: CTCPrefixScorer | None = None) -> Tensor:
+                  ctc: JointScorer | None = None) -> Tensor:
     """Argmax decoding; finished rows are padded with ``pad_token_id``. Returns (B, L) ids. With ``ctc``
     the argmax is over joint CTC/attention scores.
 
@@ -308,7 +310,7 @@ def gather_beams(t: Tensor, index: Tensor) -> Tensor:
 
 
 def beam_search(step: Stepper, prompt: Tensor, gc: GenerationConfig, procs: list[LogitProcessor],
-                batch: int, ctc: CTCPrefixScorer | None = None) -> tuple[Tensor, Tensor]:
+                batch: int, ctc: JointScorer | None = None) -> tuple[Tensor, Tensor]:
     """Vectorised beam search over (batch * num_beams) rows; returns (ids, scores) of the best
     ``num_return_sequences`` finished hypotheses per utterance, best first. With ``ctc`` the beams are
     ranked by joint CTC/attention scores."""
@@ -403,7 +405,8 @@ def generate(model: Any, inputs: Tensor | None = None, generation_config: Genera
     (a prefix to continue), ``num_beams``, ``max_length``/``max_new_tokens``, ``min_length``,
     ``length_penalty``, ``early_stopping``, ``no_repeat_ngram_size``, ``repetition_penalty``,
     ``forced_bos_token_id``, ``forced_eos_token_id``, ``num_return_sequences``, and ``ctc_weight``
-    (joint CTC/attention decoding, for a model with a CTC head; 0 ignores the head). Returns (B * n, L) ids
+    (joint CTC/attention decoding, for a model with a CTC head; 0 ignores the head) and ``lexicon_penalty``
+    (the cost of each word outside the model's ``lexicon.txt``; 0 ignores it). Returns (B * n, L) ids
     starting with the decoder start token, or a ``GenerateOutput`` with ``return_dict_in_generate``."""
     features = inputs if inputs is not None else kwargs.pop("input_features", None)
     encoder_outputs = kwargs.pop("encoder_outputs", None)

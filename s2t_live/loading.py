@@ -134,6 +134,7 @@ def load_model(cls: type, name_or_path: Any, dtype: Any = None, torch_dtype: Any
         gen_file = folder / GENERATION_CONFIG_NAME
         model.generation_config = (GenerationConfig.from_pretrained(folder) if gen_file.is_file()
                                    else GenerationConfig.from_model_config(config))
+        model.lexicon = load_lexicon(folder, config)
     model.name_or_path = str(name_or_path)
     return model.eval()
 
@@ -147,13 +148,28 @@ def _reset_buffers(model: torch.nn.Module) -> None:
             module.weights = sinusoidal_table(module.weights.size(0), module.dim, module.padding_idx)
 
 
+def load_lexicon(folder: Path, config: Any) -> Any:
+    """The folder's word list for ``lexicon_penalty`` decoding (``s2t_live.lexicon``), or None."""
+    from .lexicon import Lexicon
+
+    special = {getattr(config, name, None) for name in ("bos_token_id", "eos_token_id", "pad_token_id",
+                                                         "decoder_start_token_id")} - {None}
+    try:
+        return Lexicon.from_folder(folder, special)
+    except ValueError as exc:
+        raise ModelError(str(exc)) from None
+
+
 def save_model(model: Any, save_directory: Any, safe_serialization: bool = True, **_: Any) -> None:
-    """Write config, generation config and weights (tied head left out, as the reference does)."""
+    """Write config, generation config and weights (tied head left out, as the reference does), and the
+    lexicon when the model has one."""
     folder = Path(save_directory)
     folder.mkdir(parents=True, exist_ok=True)
     model.config.save_pretrained(folder)
     if getattr(model, "generation_config", None) is not None:
         model.generation_config.save_pretrained(folder)
+    if getattr(model, "lexicon", None) is not None:
+        model.lexicon.save(folder)
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     if model.config.tie_word_embeddings:
         state.pop("lm_head.weight", None)

@@ -126,6 +126,9 @@ def test_a_confident_ctc_head_decides(loaded, clips):
         result = decoder.final(encoded, [], offline=True, draft=[first, first])
         assert result.tokens == [other] and result.offline_tokens == [other]
         assert SegmentDecoder(model, processor, num_beams=3).final(encoded, [], offline=False).tokens == [other]
+        # The stream's own weight (listen/stream --ctc-weight) overrides the checkpoint's.
+        unweighted = SegmentDecoder(model, processor, num_beams=1, ctc_weight=0.0).final(encoded, [], offline=False)
+        assert unweighted.tokens[:1] == [first]
     finally:
         model.ctc_head = None
         model.generation_config.ctc_weight = None

@@ -41,6 +41,16 @@ def test_embedded_model_decodes_with_its_ctc_head():
         assert f.get_tensor("ctc_head.weight").shape == (1000, 256)
 
 
+def test_embedded_model_prices_words_outside_its_lexicon():
+    from s2t_live.model import Speech2TextForConditionalGeneration
+
+    folder = embedded_model_dir()
+    model = Speech2TextForConditionalGeneration.from_pretrained(folder)
+    assert model.generation_config.lexicon_penalty == 1.5
+    assert len(model.lexicon) > 30_000 and {"the", "emma", "dictionary"} <= model.lexicon.words
+    assert "dectionary" not in model.lexicon.words
+
+
 def test_transcribe_without_a_model_reads_a_voice_it_never_heard(monkeypatch, capsys):
     monkeypatch.delenv("S2T_LIVE_MODEL", raising=False)
     rows = read_manifest(HELDOUT / "manifest.tsv")

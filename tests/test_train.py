@@ -29,6 +29,7 @@ from s2t_live.train.trainer import attention_targets, guided_attention_loss, lab
 
 SENTENCES = ["the cat sat on the mat", "a dog ran in the park", "she sells sea shells", "open the door please",
              "it is cold today", "we like green tea", "turn on the light", "the sun is bright"]
+EXTRA_TEXT = "a quiet zebra"
 TINY_MODEL = {"d_model": 32, "encoder_layers": 1, "decoder_layers": 1, "encoder_ffn_dim": 64, "decoder_ffn_dim": 64,
               "encoder_attention_heads": 2, "decoder_attention_heads": 2, "conv_channels": 32, "dropout": 0.1,
               "max_source_positions": 1000, "max_target_positions": 100}
@@ -60,6 +61,7 @@ def corpus(tmp_path_factory) -> Path:
     header = "id\taudio\tn_frames\ttgt_text\tspeaker\n"
     (root / "train.tsv").write_text(header + "".join(lines))
     (root / "dev.tsv").write_text(header + "".join(lines[:4]))
+    (root / "extra_text.txt").write_text(EXTRA_TEXT + "\n")  # unspoken training-side text, for the lexicon
     return root
 
 
@@ -260,10 +262,10 @@ def test_averaging_is_the_mean_of_the_weights(tmp_path):
 
 @pytest.fixture(scope="module")
 def trained(corpus, tmp_path_factory) -> Path:
-    """Six updates in one go (checkpoints every two steps, dropout on, SpecAugment on)."""
+    """Six updates in one go (checkpoints every two steps, dropout on, SpecAugment on), with a lexicon."""
     torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("run")
-    train(tiny_config(corpus, out, "max_steps=6", "float16_weights=true"), resume=False)
+    train(tiny_config(corpus, out, "max_steps=6", "float16_weights=true", "data.lexicon=true"), resume=False)
     return out
 
 
@@ -290,6 +292,10 @@ def test_training_writes_a_folder_the_engine_loads_and_transcribes_with(trained,
     assert model.ctc_head is not None and json.loads((folder / "config.json").read_text())["ctc_head"] is True
     mean = average.average_checkpoints(average.list_checkpoints(trained)[-2:])  # the run averages the last 2
     assert torch.equal(mean["ctc_head.weight"].half().float(), model.ctc_head.weight)
+    # data.lexicon: the words of the transcripts and of the corpus's extra text, once each.
+    assert model.lexicon.words == {w for s in SENTENCES + [EXTRA_TEXT] for w in s.split()}
+    lines = (folder / "lexicon.txt").read_text().splitlines()
+    assert lines == sorted(set(lines)) and "zebra" in lines
 
 
 def test_final_model_is_the_average_of_the_last_checkpoints(trained):
@@ -353,6 +359,31 @@ def test_bfloat16_autocast_trains_on_the_cpu(corpus, tmp_path):
     assert len(records) == 4 and all(np.isfinite(r["loss"]) for r in records)
     assert records[-1]["loss"] < records[0]["loss"]
     assert all(v.dtype == torch.float32 for v in weights(tmp_path).values() if v.is_floating_point())
+
+
+def test_attention_runs_in_float32_under_cpu_bfloat16_autocast(tiny_model, monkeypatch):
+    import s2t_live.model as model_module
+    seen: list[torch.dtype] = []
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+
+    def recording(q, k, v, **kwargs):
+        seen.append(q.dtype)
+        return sdpa(q, k, v, **kwargs)
+
+    model = Speech2TextForConditionalGeneration.from_pretrained(tiny_model).eval()  # no dropout
+    features = torch.randn(2, 120, model.config.input_feat_per_channel)
+    mask = torch.ones(2, 120, dtype=torch.long)
+    mask[1, 90:] = 0
+    ids = torch.tensor([[2, 5, 6, 7], [2, 8, 9, 1]])
+    with torch.no_grad():
+        reference = model(features, mask, decoder_input_ids=ids).logits
+    monkeypatch.setattr(model_module.F, "scaled_dot_product_attention", recording)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = model(features, mask, decoder_input_ids=ids).logits
+    logits.float().sum().backward()
+    assert logits.dtype == torch.bfloat16 and seen and set(seen) == {torch.float32}
+    assert torch.allclose(logits.float(), reference, atol=0.1 * float(reference.abs().max()))
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.model.encoder.parameters())
 
 
 def test_resume_refuses_a_checkpoint_of_another_model(trained, corpus, tmp_path):

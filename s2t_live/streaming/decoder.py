@@ -47,16 +47,20 @@ class SegmentDecoder:
     """Encode a segment's frames and decode partial or final token ids (content only: no start/eos).
 
     ``num_beams`` applies to partials and finals alike; ``partial_max_new_tokens`` bounds how far a
-    partial decodes past the committed tokens; finals and offline decodes share ``max_length``.
+    partial decodes past the committed tokens; finals and offline decodes share ``max_length``;
+    ``ctc_weight`` (0-1) weighs the model's CTC head in every decode and ``lexicon_penalty`` prices words
+    outside its lexicon (None: the checkpoint's settings).
     """
 
     def __init__(self, model: Any, processor: Any, num_beams: int = 1, partial_max_new_tokens: int = 10,
-                 max_length: int | None = None) -> None:
+                 max_length: int | None = None, ctc_weight: float | None = None,
+                 lexicon_penalty: float | None = None) -> None:
         self.model = model
         self.extractor = processor.feature_extractor
         self.tokenizer = processor.tokenizer
         self.num_beams = num_beams
         self.partial_max_new_tokens = partial_max_new_tokens
+        self.ctc_weight, self.lexicon_penalty = ctc_weight, lexicon_penalty
         gc = model.generation_config
         self.max_length = max_length or (gc.max_length if gc is not None and gc.max_length else None) \
             or min(model.config.max_target_positions, 200)
@@ -115,7 +119,9 @@ class SegmentDecoder:
         the checkpoint's settings (as ``generate`` resolves them) plus the committed-word guard."""
         prompt = [self.start_id, *prefix]
         gc, _ = resolve_config(self.model, None, {"num_beams": self.num_beams, "max_length": max_length,
-                                                  "num_return_sequences": 1}, len(prompt))
+                                                  "num_return_sequences": 1, "ctc_weight": self.ctc_weight,
+                                                  "lexicon_penalty": self.lexicon_penalty},
+                               len(prompt))
         processors = build_processors(gc) + ([self._new_word_at(len(prompt))] if prefix else [])
         k = gc.num_beams
         start = torch.tensor([prompt], dtype=torch.long, device=encoded.device).repeat_interleave(k, dim=0)

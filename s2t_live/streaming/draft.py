@@ -15,12 +15,12 @@ from typing import Any, Sequence
 import torch
 from torch import Tensor
 
-from s2t_live.ctc import CTCPrefixScorer
+from s2t_live.ctc import JointScorer
 from s2t_live.generation import GenerationConfig, LogitProcessor, Stepper, apply_processors
 
 
 def _choose(processors: list[LogitProcessor], ids: list[int], logits: Tensor,
-            ctc: CTCPrefixScorer | None = None) -> int:
+            ctc: JointScorer | None = None) -> int:
     """The greedy token after ``ids`` for last-position ``logits`` (1, V); with ``ctc`` (its state at
     ``ids``) by joint CTC/attention score, and the scorer moves on past the chosen token."""
     context = torch.tensor([ids], dtype=torch.long, device=logits.device)
@@ -35,7 +35,7 @@ def _choose(processors: list[LogitProcessor], ids: list[int], logits: Tensor,
 @torch.inference_mode()
 def greedy_with_draft(model: Any, encoded: Tensor, prompt: Sequence[int], draft: Sequence[int],
                       gc: GenerationConfig, processors: list[LogitProcessor],
-                      ctc: CTCPrefixScorer | None = None) -> list[int]:
+                      ctc: JointScorer | None = None) -> list[int]:
     """Greedy ids continuing ``prompt`` (starting with the decoder start token) over ``encoded`` (1, S, d),
     checking ``draft`` first; returns prompt + generated ids, ending with eos unless ``max_length`` cut it.
     ``ctc``: joint CTC/attention scoring, its scorer already at ``prompt``."""

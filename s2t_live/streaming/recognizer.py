@@ -40,6 +40,8 @@ class StreamConfig:
     agreement: int = 2  # LocalAgreement-n
     partial_max_new_tokens: int = 10  # how far a partial decodes past the committed tokens
     offline_check: bool = False  # also decode each final segment unconstrained and report agreement
+    ctc_weight: float | None = None  # joint CTC/attention weight, 0-1 (None: the model's generation config)
+    lexicon_penalty: float | None = None  # cost of a word outside the model's lexicon (None: the model's)
     endpoint: EndpointConfig = field(default_factory=EndpointConfig)
 
 
@@ -332,7 +334,9 @@ class Recognizer:
     def __init__(self, model: Any, processor: Any, config: StreamConfig | None = None) -> None:
         self.model, self.processor = model, processor
         self.config = config or StreamConfig()
-        self.decoder = SegmentDecoder(model, processor, self.config.num_beams, self.config.partial_max_new_tokens)
+        self.decoder = SegmentDecoder(model, processor, self.config.num_beams, self.config.partial_max_new_tokens,
+                                      ctc_weight=self.config.ctc_weight,
+                                      lexicon_penalty=self.config.lexicon_penalty)
 
     @classmethod
     def from_pretrained(cls, name_or_path: Any, config: StreamConfig | None = None, device: Any = None) -> "Recognizer":

@@ -21,6 +21,7 @@ import torch
 
 from ..configuration import Speech2TextConfig
 from ..errors import ModelError, OutputError
+from ..lexicon import LEXICON_FILE
 from ..features import Speech2TextFeatureExtractor
 from ..generation import GenerationConfig
 from ..model import Speech2TextForConditionalGeneration
@@ -99,9 +100,10 @@ def average_checkpoints(paths: Sequence[str | Path]) -> dict[str, torch.Tensor]:
 
 def write_model(folder: str | Path, state: dict[str, torch.Tensor], model_config: Speech2TextConfig,
                 tokenizer_dir: str | Path, generation: dict[str, Any] | None = None,
-                float16: bool = False) -> Path:
+                float16: bool = False, words: Sequence[str] = ()) -> Path:
     """Write a model folder the engine loads: config.json, generation_config.json, model.safetensors,
-    preprocessor_config.json and the tokenizer files copied from ``tokenizer_dir``.
+    preprocessor_config.json, the tokenizer files copied from ``tokenizer_dir`` and, given ``words``, the
+    lexicon (``lexicon.txt``: each distinct word once, sorted) for ``lexicon_penalty`` decoding.
 
     ``float16`` stores the weights in half precision (half the size); ``config.json`` still says
     ``torch_dtype: float32``, so loaders compute in float32 either way. A CTC head in ``state`` is kept
@@ -125,6 +127,8 @@ def write_model(folder: str | Path, state: dict[str, torch.Tensor], model_config
         for name in TOKENIZER_FILES:
             if (Path(tokenizer_dir) / name).is_file():
                 shutil.copyfile(Path(tokenizer_dir) / name, folder / name)
+        if words:
+            (folder / LEXICON_FILE).write_text("".join(w + "\n" for w in sorted(set(words))), encoding="utf-8")
     except OSError as exc:
         raise OutputError(f"{folder}: cannot write the model ({exc.strerror or exc})") from None
     return folder

@@ -77,9 +77,9 @@ def length_batches(utterances: Sequence[Utterance], max_frames: int) -> list[lis
 @torch.inference_mode()
 def transcribe_utterances(model: Any, processor: Any, utterances: Sequence[Utterance], num_beams: int = 1,
                           max_frames: int = 20000, max_length: int | None = None,
-                          ctc_weight: float | None = None) -> list[str]:
-    """Hypotheses for ``utterances``, in their order, decoded by ``model.generate`` (``ctc_weight``
-    None: the model's)."""
+                          ctc_weight: float | None = None, lexicon_penalty: float | None = None) -> list[str]:
+    """Hypotheses for ``utterances``, in their order, decoded by ``model.generate`` (``ctc_weight`` and
+    ``lexicon_penalty`` None: the model's)."""
     was_training = model.training
     model.eval()
     texts = [""] * len(utterances)
@@ -88,6 +88,8 @@ def transcribe_utterances(model: Any, processor: Any, utterances: Sequence[Utter
         options["max_length"] = max_length
     if ctc_weight is not None:
         options["ctc_weight"] = ctc_weight
+    if lexicon_penalty is not None:
+        options["lexicon_penalty"] = lexicon_penalty
     for indices in length_batches(utterances, max_frames):
         waves = [load_audio(utterances[i].audio) for i in indices]
         inputs = processor.feature_extractor(waves, sampling_rate=SAMPLE_RATE, padding=True, return_tensors="pt",
@@ -101,19 +103,22 @@ def transcribe_utterances(model: Any, processor: Any, utterances: Sequence[Utter
 
 
 def evaluate(model: Any, processor: Any, utterances: Sequence[Utterance], num_beams: int = 1,
-             max_frames: int = 20000, max_length: int | None = None, ctc_weight: float | None = None) -> EvalResult:
+             max_frames: int = 20000, max_length: int | None = None, ctc_weight: float | None = None,
+             lexicon_penalty: float | None = None) -> EvalResult:
     """Decode ``utterances`` and score them against their transcripts."""
     start = time.monotonic()
-    hyps = transcribe_utterances(model, processor, utterances, num_beams, max_frames, max_length, ctc_weight)
+    hyps = transcribe_utterances(model, processor, utterances, num_beams, max_frames, max_length, ctc_weight,
+                                 lexicon_penalty)
     refs = [u.text for u in utterances]
     words = sum(len(normalize_text(r).split()) for r in refs)
     return EvalResult(word_error_rate(refs, hyps), len(refs), words, time.monotonic() - start, refs, hyps)
 
 
 def evaluate_model(model_dir: str, manifest: str, num_beams: int | None = None, limit: int | None = None,
-                   device: str = "cpu", audio_root: str | None = None, ctc_weight: float | None = None) -> EvalResult:
+                   device: str = "cpu", audio_root: str | None = None, ctc_weight: float | None = None,
+                   lexicon_penalty: float | None = None) -> EvalResult:
     """Load a model folder (or hub id) and evaluate it on the first ``limit`` rows of ``manifest``;
-    ``num_beams`` and ``ctc_weight`` None use the model's generation defaults."""
+    ``num_beams``, ``ctc_weight`` and ``lexicon_penalty`` None use the model's generation defaults."""
     from ..model import Speech2TextForConditionalGeneration
     from ..processor import Speech2TextProcessor
 
@@ -121,17 +126,19 @@ def evaluate_model(model_dir: str, manifest: str, num_beams: int | None = None, 
     processor = Speech2TextProcessor.from_pretrained(model_dir)
     model = Speech2TextForConditionalGeneration.from_pretrained(model_dir, device=device)
     beams = num_beams if num_beams is not None else (model.generation_config.num_beams or 1)
-    return evaluate(model, processor, utterances, beams, ctc_weight=ctc_weight)
+    return evaluate(model, processor, utterances, beams, ctc_weight=ctc_weight, lexicon_penalty=lexicon_penalty)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The evaluation options, shared by this module's CLI and ``s2t-live evaluate``."""
-    from ..cli import weight_argument
+    from ..cli import penalty_argument, weight_argument
     parser.add_argument("--model", "-m", required=True, help="model folder or hub id")
     parser.add_argument("--manifest", required=True, help="fairseq S2T manifest (TSV) to score")
     parser.add_argument("--num-beams", type=int, default=None, help="beam size (default: the model's)")
     parser.add_argument("--ctc-weight", type=weight_argument, default=None,
                         help="weight of the CTC head in joint decoding, 0-1 (default: the model's)")
+    parser.add_argument("--lexicon-penalty", type=penalty_argument, default=None,
+                        help="cost of each word outside the model's lexicon, 0: off (default: the model's)")
     parser.add_argument("--limit", type=int, default=None, help="score only the first N utterances")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--audio-root", default=None, help="folder the audio paths are relative to "
@@ -142,7 +149,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Evaluate as the parsed ``args`` ask and print the WER line."""
     result = evaluate_model(args.model, args.manifest, args.num_beams, args.limit, args.device, args.audio_root,
-                            args.ctc_weight)
+                            args.ctc_weight, args.lexicon_penalty)
     shown = 0
     for ref, hyp in zip(result.references, result.hypotheses):
         if shown < args.show and normalize_text(ref) != normalize_text(hyp):

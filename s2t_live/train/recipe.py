@@ -56,6 +56,9 @@ class DataConfig:
     max_utterance_tokens: int = 200
     valid_limit: int = 200  # dev utterances decoded at each validation
     cache_features: bool = True  # keep each utterance's features in memory after its first use
+    # Ship a lexicon (lexicon.txt) with the model: every word of the training transcripts and of the
+    # corpus folder's extra_text.txt (its unspoken training-side sentences), when there is one.
+    lexicon: bool = False
 
     def manifest(self, name: str) -> str:
         given = getattr(self, name)
@@ -359,19 +362,32 @@ def run_training(cfg: TrainConfig, resume: bool) -> Path:
               f"{size / 1e6:.2f} M parameters, vocabulary {len(tokenizer)}, {dist.world_size} process(es) on "
               f"{device}", file=sys.stderr)
     trainer.run(Progress(dist.is_main, cfg, out / "log.jsonl"))
-    folder = finish(cfg, trainer, out, tokenizer_dir=out / "tokenizer")
+    folder = finish(cfg, trainer, out, tokenizer_dir=out / "tokenizer", words=lexicon_words(cfg, rows))
     if dist.world_size > 1:
         torch.distributed.destroy_process_group()
     return folder
 
 
-def finish(cfg: TrainConfig, trainer: Trainer, out: Path, tokenizer_dir: Path) -> Path:
-    """Average the last checkpoints into ``out/model`` and report its dev WER (rank 0 writes)."""
+def lexicon_words(cfg: TrainConfig, rows: list) -> list[str]:
+    """The words of ``data.lexicon`` (none when it is off)."""
+    if not cfg.data.lexicon:
+        return []
+    texts = [u.text for u in rows]
+    extra = Path(cfg.data.corpus) / "extra_text.txt" if cfg.data.corpus else None
+    if extra is not None and extra.is_file():
+        texts += read_texts(extra)
+    return sorted({word for text in texts for word in text.split()})
+
+
+def finish(cfg: TrainConfig, trainer: Trainer, out: Path, tokenizer_dir: Path, words: Sequence[str] = ()) -> Path:
+    """Average the last checkpoints into ``out/model`` (with the lexicon ``words``, if any) and report its
+    dev WER (rank 0 writes)."""
     folder = out / "model"
     if trainer.dist.is_main:
         paths = average.list_checkpoints(out)[-max(cfg.average_last, 1):]
         state = average.average_checkpoints(paths)
-        average.write_model(folder, state, trainer.model.config, tokenizer_dir, cfg.generation, cfg.float16_weights)
+        average.write_model(folder, state, trainer.model.config, tokenizer_dir, cfg.generation, cfg.float16_weights,
+                            words)
         trainer.model.load_state_dict(state)
         wer = trainer.validate()
         note = f", dev WER {100 * wer:.2f}% (greedy)" if wer is not None else ""

@@ -1,0 +1,108 @@
+"""A word list for decoding: hypotheses pay for spelling words the model's lexicon does not hold.
+
+A subword decoder can spell anything, and a small one trained on little speech often spells a word the
+way it sounds ("dectionary", "saterdy"). A model folder may carry ``lexicon.txt``, one word per line (the
+words of its training text); with ``lexicon_penalty`` P > 0 in the generation config, beam search and
+greedy decoding subtract P from a hypothesis' score once for every word it spells that is not in the list.
+The cost is paid as early as it is certain: on the token after which the word being spelled is no longer
+the beginning of any listed word, or, for a word that is a proper prefix of listed ones ("th"), on the
+token that ends it. Out-of-list words stay possible (names, rare words), only dearer.
+
+Word boundaries come from the sentencepiece convention: a piece starting with "▁" begins a word, and any
+special token (the end token included) ends one.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import torch
+from torch import Tensor
+
+LEXICON_FILE = "lexicon.txt"
+WORD_START = "▁"
+
+
+class Lexicon:
+    """Listed ``words`` over a vocabulary of sentencepiece ``pieces`` (index = token id); ``special``
+    ids (start, end, padding, language tags) neither spell nor cost anything, they end a word."""
+
+    def __init__(self, words: Iterable[str], pieces: Sequence[str], special: Iterable[int]):
+        self.words = {w for w in words if w}
+        self.prefixes = {w[:i] for w in self.words for i in range(1, len(w) + 1)}
+        special = set(special)
+        self.vocab = len(pieces)
+        self.starts = [p.startswith(WORD_START) and i not in special for i, p in enumerate(pieces)]
+        self.text = [p[1:] if s else p for p, s in zip(pieces, self.starts)]
+        self.special = torch.tensor([i in special for i in range(self.vocab)])
+        start_ids = [i for i, s in enumerate(self.starts) if s]
+        self._start_ids = torch.tensor(start_ids, dtype=torch.long)
+        # A word-starting piece that begins no listed word is out of the list at once.
+        self._start_miss = torch.tensor([self.text[i] not in self.prefixes for i in start_ids])
+        self._continue_ids = [i for i in range(self.vocab) if not self.starts[i] and i not in special]
+        self._rows: dict[tuple[str, float], Tensor] = {}
+
+    def __len__(self) -> int:
+        return len(self.words)
+
+    @classmethod
+    def from_folder(cls, folder: str | Path, special: Iterable[int]) -> "Lexicon | None":
+        """The lexicon of a model folder (``lexicon.txt`` with the tokenizer's ``vocab.json``), or None
+        when it has none. Raises ``ValueError`` when the files are unreadable."""
+        folder = Path(folder)
+        path, vocab_path = folder / LEXICON_FILE, folder / "vocab.json"
+        if not path.is_file():
+            return None
+        try:
+            words = path.read_text(encoding="utf-8").split()
+            vocab = json.loads(vocab_path.read_text(encoding="utf-8"))
+            pieces = [""] * (max(vocab.values()) + 1)
+            for piece, index in vocab.items():
+                pieces[int(index)] = piece
+        except (OSError, UnicodeDecodeError, ValueError, AttributeError, TypeError) as exc:
+            raise ValueError(f"{path} or {vocab_path} is unreadable: {exc}") from exc
+        # Control symbols (<s>, </s>, <pad>, <unk>, language tags) are no spelling.
+        special = set(special) | {i for i, p in enumerate(pieces) if p.startswith("<") and p.endswith(">")}
+        return cls(words, pieces, special)
+
+    def save(self, folder: str | Path) -> None:
+        (Path(folder) / LEXICON_FILE).write_text("".join(w + "\n" for w in sorted(self.words)), encoding="utf-8")
+
+    def partial_word(self, ids: Sequence[int]) -> str:
+        """The word being spelled at the end of ``ids`` ("" right after a boundary)."""
+        parts: list[str] = []
+        for token in reversed(ids):
+            if not 0 <= token < self.vocab or self.special[token]:
+                break
+            parts.append(self.text[token])
+            if self.starts[token]:
+                break
+        return "".join(reversed(parts))
+
+    def _row(self, word: str, penalty: float) -> Tensor:
+        """(V,) costs (0 or -penalty) of every next token after the partial ``word``."""
+        key = (word, penalty)
+        row = self._rows.get(key)
+        if row is not None:
+            return row
+        listed_so_far = word == "" or word in self.prefixes  # else it has paid already
+        ends_unlisted = word != "" and listed_so_far and word not in self.words
+        row = torch.zeros(self.vocab)
+        # Ending the word here: a special token, or a new word's first piece (which may miss on its own).
+        row[self.special] = -penalty if ends_unlisted else 0.0
+        row[self._start_ids] = -penalty * (self._start_miss.float() + float(ends_unlisted))
+        if listed_so_far:
+            missing = [i for i in self._continue_ids if word + self.text[i] not in self.prefixes]
+            row[missing] = -penalty
+        if len(self._rows) > 50_000:
+            self._rows.clear()
+        self._rows[key] = row
+        return row
+
+    def costs(self, ids: Tensor, penalty: float, skip: int = 1) -> Tensor:
+        """(N, V) costs of each next token for the rows of ``ids`` (N, L); the first ``skip`` positions
+        (the decoder start token) are not text."""
+        rows = [self._row(self.partial_word(seq[skip:]), penalty) for seq in ids.tolist()]
+        return torch.stack(rows).to(ids.device)
