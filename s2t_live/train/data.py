@@ -205,6 +205,10 @@ def shard(batches: list[list[int]], rank: int, world_size: int) -> list[list[int
     return batches[rank:usable:world_size]
 
 
+def round_up(n: int, multiple: int) -> int:
+    return -(-n // multiple) * multiple
+
+
 class SpeechDataset:
     """Utterances with their target ids; builds padded batches with features computed on the fly.
 
@@ -212,16 +216,20 @@ class SpeechDataset:
     given, draws its masks from a generator seeded by ``(seed, epoch, i)``. With ``cache_features`` the
     features of an utterance are computed once and kept in memory (about 110 KB per second of audio),
     which saves decoding and fbank work from the second epoch on; the values are the same either way.
+    ``pad_frames`` / ``pad_tokens`` round each batch's padded length up to a multiple, so that batch shapes
+    repeat: oneDNN's bfloat16 kernels are built per shape. The padding is masked; it changes only the
+    longest utterance's last frames a little, as padding changes every shorter one's.
     """
 
     def __init__(self, utterances: list[Utterance], token_ids: list[list[int]],
                  extractor: Speech2TextFeatureExtractor | None = None, specaugment: SpecAugmentConfig | None = None,
-                 seed: int = 0, cache_features: bool = False):
+                 seed: int = 0, cache_features: bool = False, pad_frames: int = 1, pad_tokens: int = 1):
         self.utterances, self.token_ids = utterances, token_ids
         self.extractor = extractor or Speech2TextFeatureExtractor()
         self.specaugment = specaugment if specaugment is not None and specaugment.enabled else None
         self.seed = seed
         self._cache: dict[int, Tensor] | None = {} if cache_features else None
+        self.pad_frames, self.pad_tokens = max(pad_frames, 1), max(pad_tokens, 1)
 
     def __len__(self) -> int:
         return len(self.utterances)
@@ -252,13 +260,13 @@ class SpeechDataset:
             if augment and self.specaugment is not None:
                 x = spec_augment(x, self.specaugment, np.random.default_rng([self.seed, epoch, index]))
             feats.append(x)
-        length = max(x.size(0) for x in feats)
+        length = round_up(max(x.size(0) for x in feats), self.pad_frames)
         features = torch.zeros(len(feats), length, feats[0].size(1))
         mask = torch.zeros(len(feats), length, dtype=torch.long)
         for row, x in enumerate(feats):
             features[row, :x.size(0)] = x
             mask[row, :x.size(0)] = 1
-        width = max(len(self.token_ids[i]) for i in indices)
+        width = round_up(max(len(self.token_ids[i]) for i in indices), self.pad_tokens)
         labels = torch.full((len(indices), width), IGNORE_INDEX, dtype=torch.long)
         for row, index in enumerate(indices):
             ids = self.token_ids[index]

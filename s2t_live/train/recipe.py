@@ -56,6 +56,11 @@ class DataConfig:
     max_utterance_tokens: int = 200
     valid_limit: int = 200  # dev utterances decoded at each validation
     cache_features: bool = True  # keep each utterance's features in memory after its first use
+    # Round each batch's padded frames / tokens up to a multiple, so that batch shapes repeat. For amp on
+    # the CPU: 240 real batches on 2 AMX cores, 0.165 s per update at 64 / 8 against 0.24 unrounded (oneDNN
+    # builds bfloat16 kernels per shape) and 0.21 in float32 (which rounding leaves unchanged).
+    pad_frames: int = 1
+    pad_tokens: int = 1
     # Ship a lexicon (lexicon.txt) with the model: every word of the training transcripts and of the
     # corpus folder's extra_text.txt (its unspoken training-side sentences), when there is one.
     lexicon: bool = False
@@ -227,8 +232,9 @@ def check_config(cfg: TrainConfig) -> None:
         raise ConfigError(f"with init_from only {', '.join(DROPOUT_KEYS)} of [model] can change")
     if not cfg.data.manifest("train"):
         raise ConfigError("no training data: set data.corpus or data.train")
-    if cfg.optim.update_freq < 1 or cfg.data.max_frames < 1:
-        raise ConfigError("optim.update_freq and data.max_frames must be at least 1")
+    if min(cfg.optim.update_freq, cfg.data.max_frames, cfg.data.pad_frames, cfg.data.pad_tokens) < 1:
+        raise ConfigError("optim.update_freq, data.max_frames, data.pad_frames and data.pad_tokens must be at "
+                          "least 1")
     if (cfg.optim.ctc_only_steps > 0 or cfg.optim.detached_decoder_steps > 0) and cfg.optim.ctc_weight <= 0:
         raise ConfigError("optim.ctc_only_steps and optim.detached_decoder_steps train the encoder on CTC alone: "
                           "they need optim.ctc_weight > 0")
@@ -303,7 +309,8 @@ def make_dataset(cfg: TrainConfig, tokenizer: Speech2TextTokenizer, utterances: 
     if not kept:
         raise ConfigError("every training utterance is longer than data.max_utterance_frames/tokens")
     return SpeechDataset(kept, kept_ids, Speech2TextFeatureExtractor(), cfg.specaugment, cfg.seed,
-                         cache_features=cfg.data.cache_features), dropped
+                         cache_features=cfg.data.cache_features, pad_frames=cfg.data.pad_frames,
+                         pad_tokens=cfg.data.pad_tokens), dropped
 
 
 def clear_run(out: Path) -> None:
