@@ -8,7 +8,7 @@ import os
 import sys
 from importlib import metadata
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from .errors import OutputError, S2TError
 from .export import FORMATS, render, write_atomic
@@ -17,26 +17,21 @@ EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
 
 
-def weight_argument(text: str) -> float:
-    """argparse type of ``--ctc-weight``: a number from 0 to 1."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"the CTC weight is a number from 0 to 1, not {text!r}")
-    return value
+def number_argument(what: str, low: float, high: float, span: str) -> Callable[[str], float]:
+    """An argparse type: a number from ``low`` to ``high`` (``span`` says so in the error)."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{what} is {span}, not {text!r}")
+        return value
+    return parse
 
 
-def penalty_argument(text: str) -> float:
-    """argparse type of ``--lexicon-penalty``: a number >= 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0.0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"the lexicon penalty is a number >= 0, not {text!r}")
-    return value
+weight_argument = number_argument("the CTC weight", 0.0, 1.0, "a number from 0 to 1")  # --ctc-weight
+penalty_argument = number_argument("the lexicon penalty", 0.0, 1e30, "a number >= 0")  # --lexicon-penalty
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:

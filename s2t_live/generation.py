@@ -270,9 +270,9 @@ class Stepper:
 
 
 def greedy_search(step: Stepper, prompt: Tensor, gc: GenerationConfig, procs: list[LogitProcessor],
-                  ctc: JointScorer | None = None) -> Tensor:
-    """Argmax decoding; finished rows are padded with ``pad_token_id``. Returns (B, L) ids. With ``ctc``
-    the argmax is over joint CTC/attention scores.
+                  scorer: JointScorer | None = None) -> Tensor:
+    """Argmax decoding; finished rows are padded with ``pad_token_id``. Returns (B, L) ids. With a
+    ``scorer`` (``ctc.joint_scorer``) the argmax is over its joint scores (CTC, lexicon).
 
     A row that has produced an end token is dropped from the decoder's batch: the later steps cost
     nothing for it, and its result is the same as if it had been padded along."""
@@ -284,11 +284,11 @@ def greedy_search(step: Stepper, prompt: Tensor, gc: GenerationConfig, procs: li
     new, cur = prompt, plen
     while True:
         scores = apply_processors(procs, out[alive, :cur], step(new))
-        if ctc is not None:
-            scores = ctc(out[alive, :cur], torch.log_softmax(scores, dim=-1))
+        if scorer is not None:
+            scores = scorer(out[alive, :cur], torch.log_softmax(scores, dim=-1))
         token = scores.argmax(-1)
-        if ctc is not None:
-            ctc.advance(torch.arange(token.numel(), device=token.device), token)
+        if scorer is not None:
+            scorer.advance(torch.arange(token.numel(), device=token.device), token)
         out[alive, cur] = token
         cur += 1
         finished = torch.isin(token, eos)
@@ -298,8 +298,8 @@ def greedy_search(step: Stepper, prompt: Tensor, gc: GenerationConfig, procs: li
             keep = (~finished).nonzero().squeeze(1)
             alive, token = alive[keep], token[keep]
             step.select(keep)
-            if ctc is not None:
-                ctc.select(keep)
+            if scorer is not None:
+                scorer.select(keep)
         new = token[:, None]
 
 
@@ -310,10 +310,10 @@ def gather_beams(t: Tensor, index: Tensor) -> Tensor:
 
 
 def beam_search(step: Stepper, prompt: Tensor, gc: GenerationConfig, procs: list[LogitProcessor],
-                batch: int, ctc: JointScorer | None = None) -> tuple[Tensor, Tensor]:
+                batch: int, scorer: JointScorer | None = None) -> tuple[Tensor, Tensor]:
     """Vectorised beam search over (batch * num_beams) rows; returns (ids, scores) of the best
-    ``num_return_sequences`` finished hypotheses per utterance, best first. With ``ctc`` the beams are
-    ranked by joint CTC/attention scores."""
+    ``num_return_sequences`` finished hypotheses per utterance, best first. With a ``scorer`` the beams are
+    ranked by its joint scores (CTC, lexicon)."""
     k, max_len, lp, early = gc.num_beams, gc.max_length, gc.length_penalty, gc.early_stopping
     dev = prompt.device
     eos = torch.tensor(gc.eos_ids(), dtype=torch.long, device=dev)
@@ -339,8 +339,8 @@ def beam_search(step: Stepper, prompt: Tensor, gc: GenerationConfig, procs: list
     while True:
         flat = running[:, :, :cur].reshape(batch * k, cur)
         logp = apply_processors(procs, flat, torch.log_softmax(step(new), dim=-1))
-        if ctc is not None:
-            logp = ctc(flat, logp)
+        if scorer is not None:
+            logp = scorer(flat, logp)
         vocab = logp.size(-1)
         acc = (logp.view(batch, k, vocab) + run_scores[:, :, None]).view(batch, k * vocab)
         cand_scores, cand = torch.topk(acc, keep)
@@ -369,8 +369,8 @@ def beam_search(step: Stepper, prompt: Tensor, gc: GenerationConfig, procs: list
         is_done = gather_beams(torch.cat([is_done, just_done], dim=1), best)
 
         step.cache.reorder((run_src + offsets).view(-1))
-        if ctc is not None:
-            ctc.advance((run_src + offsets).view(-1), running[:, :, cur].reshape(-1))
+        if scorer is not None:
+            scorer.advance((run_src + offsets).view(-1), running[:, :, cur].reshape(-1))
         cur += 1
         best_len = max_len - plen if early == "never" and lp > 0.0 else cur - plen
         best_running = run_scores[:, :1] / (best_len ** lp)
@@ -390,8 +390,8 @@ def beam_search(step: Stepper, prompt: Tensor, gc: GenerationConfig, procs: list
             batch = stay.numel()
             offsets = torch.arange(batch, device=dev)[:, None] * k
             step.select(stay)
-            if ctc is not None:
-                ctc.select((stay[:, None] * k + torch.arange(k, device=dev)).view(-1))
+            if scorer is not None:
+                scorer.select((stay[:, None] * k + torch.arange(k, device=dev)).view(-1))
         new = running[:, :, cur - 1].reshape(batch * k, 1)
 
     n = gc.num_return_sequences

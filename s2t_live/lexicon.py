@@ -14,15 +14,22 @@ special token (the end token included) ends one.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import torch
 from torch import Tensor
 
+from .errors import ModelError
+from .tokenizer import VOCAB_FILES_NAMES, load_vocab
+
 LEXICON_FILE = "lexicon.txt"
 WORD_START = "▁"
+
+
+def write_words(folder: str | Path, words: Iterable[str]) -> None:
+    """``folder/lexicon.txt``: each distinct word once, sorted (``OSError`` when it cannot be written)."""
+    (Path(folder) / LEXICON_FILE).write_text("".join(w + "\n" for w in sorted(set(words))), encoding="utf-8")
 
 
 class Lexicon:
@@ -50,25 +57,25 @@ class Lexicon:
     @classmethod
     def from_folder(cls, folder: str | Path, special: Iterable[int]) -> "Lexicon | None":
         """The lexicon of a model folder (``lexicon.txt`` with the tokenizer's ``vocab.json``), or None
-        when it has none. Raises ``ValueError`` when the files are unreadable."""
+        when it has none; ``ModelError`` when the files are unreadable."""
         folder = Path(folder)
-        path, vocab_path = folder / LEXICON_FILE, folder / "vocab.json"
+        path = folder / LEXICON_FILE
         if not path.is_file():
             return None
         try:
             words = path.read_text(encoding="utf-8").split()
-            vocab = json.loads(vocab_path.read_text(encoding="utf-8"))
-            pieces = [""] * (max(vocab.values()) + 1)
-            for piece, index in vocab.items():
-                pieces[int(index)] = piece
-        except (OSError, UnicodeDecodeError, ValueError, AttributeError, TypeError) as exc:
-            raise ValueError(f"{path} or {vocab_path} is unreadable: {exc}") from exc
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ModelError(f"{path} is unreadable: {exc}") from None
+        vocab = load_vocab(folder / VOCAB_FILES_NAMES["vocab_file"])
+        pieces = [""] * (max(vocab.values(), default=-1) + 1)
+        for piece, index in vocab.items():
+            pieces[index] = piece
         # Control symbols (<s>, </s>, <pad>, <unk>, language tags) are no spelling.
         special = set(special) | {i for i, p in enumerate(pieces) if p.startswith("<") and p.endswith(">")}
         return cls(words, pieces, special)
 
     def save(self, folder: str | Path) -> None:
-        (Path(folder) / LEXICON_FILE).write_text("".join(w + "\n" for w in sorted(self.words)), encoding="utf-8")
+        write_words(folder, self.words)
 
     def partial_word(self, ids: Sequence[int]) -> str:
         """The word being spelled at the end of ``ids`` ("" right after a boundary)."""

@@ -154,10 +154,7 @@ def load_lexicon(folder: Path, config: Any) -> Any:
 
     special = {getattr(config, name, None) for name in ("bos_token_id", "eos_token_id", "pad_token_id",
                                                          "decoder_start_token_id")} - {None}
-    try:
-        return Lexicon.from_folder(folder, special)
-    except ValueError as exc:
-        raise ModelError(str(exc)) from None
+    return Lexicon.from_folder(folder, special)
 
 
 def save_model(model: Any, save_directory: Any, safe_serialization: bool = True, **_: Any) -> None:

@@ -107,7 +107,7 @@ class Speech2TextTokenizer:
         self.vocab_file, self.spm_file = str(vocab_file), str(spm_file)
         self.sp_model_kwargs = dict(sp_model_kwargs or {})
         self.do_upper_case, self.do_lower_case = do_upper_case, do_lower_case
-        self.encoder = _load_vocab(Path(vocab_file))
+        self.encoder = load_vocab(Path(vocab_file))
         self.decoder = {index: token for token, index in self.encoder.items()}
         self.sp_model = _load_spm(Path(spm_file), self.sp_model_kwargs)
         self.model_max_length = VERY_LARGE_INTEGER if model_max_length is None else int(model_max_length)
@@ -616,7 +616,8 @@ def _read_json(path: Path, default: Any = None) -> Any:
         raise ModelError(f"tokenizer file is unreadable or not valid JSON: {path} ({error})") from error
 
 
-def _load_vocab(path: Path) -> dict[str, int]:
+def load_vocab(path: Path) -> dict[str, int]:
+    """``vocab.json``: piece -> id (``ModelError`` when it is missing or malformed)."""
     vocab = _read_json(path)
     if not isinstance(vocab, dict) or not all(isinstance(i, int) for i in vocab.values()):
         raise ModelError(f"tokenizer vocabulary must map tokens to integer ids: {path}")

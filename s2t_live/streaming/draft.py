@@ -20,25 +20,25 @@ from s2t_live.generation import GenerationConfig, LogitProcessor, Stepper, apply
 
 
 def _choose(processors: list[LogitProcessor], ids: list[int], logits: Tensor,
-            ctc: JointScorer | None = None) -> int:
-    """The greedy token after ``ids`` for last-position ``logits`` (1, V); with ``ctc`` (its state at
-    ``ids``) by joint CTC/attention score, and the scorer moves on past the chosen token."""
+            scorer: JointScorer | None = None) -> int:
+    """The greedy token after ``ids`` for last-position ``logits`` (1, V); with a ``scorer`` (its state at
+    ``ids``) by its joint score, and the scorer moves on past the chosen token."""
     context = torch.tensor([ids], dtype=torch.long, device=logits.device)
     scores = apply_processors(processors, context, logits)
-    if ctc is None:
+    if scorer is None:
         return int(scores.argmax(-1))
-    token = ctc(context, torch.log_softmax(scores, dim=-1)).argmax(-1)
-    ctc.advance(torch.zeros(1, dtype=torch.long, device=token.device), token)
+    token = scorer(context, torch.log_softmax(scores, dim=-1)).argmax(-1)
+    scorer.advance(torch.zeros(1, dtype=torch.long, device=token.device), token)
     return int(token)
 
 
 @torch.inference_mode()
 def greedy_with_draft(model: Any, encoded: Tensor, prompt: Sequence[int], draft: Sequence[int],
                       gc: GenerationConfig, processors: list[LogitProcessor],
-                      ctc: JointScorer | None = None) -> list[int]:
+                      scorer: JointScorer | None = None) -> list[int]:
     """Greedy ids continuing ``prompt`` (starting with the decoder start token) over ``encoded`` (1, S, d),
     checking ``draft`` first; returns prompt + generated ids, ending with eos unless ``max_length`` cut it.
-    ``ctc``: joint CTC/attention scoring, its scorer already at ``prompt``."""
+    ``scorer``: joint CTC/attention (and lexicon) scoring, already at ``prompt``."""
     eos = set(gc.eos_ids())
     out = list(prompt)
     if len(out) >= gc.max_length:
@@ -49,7 +49,7 @@ def greedy_with_draft(model: Any, encoded: Tensor, prompt: Sequence[int], draft:
     hidden = model.model.decoder(fed, None, None, None, step.cache)
     logits = model.lm_head(hidden[0, len(out) - 1:]).float()  # row i predicts the token after draft[:i]
     for i in range(logits.size(0)):
-        token = _choose(processors, out, logits[i:i + 1], ctc)
+        token = _choose(processors, out, logits[i:i + 1], scorer)
         out.append(token)
         if token in eos or len(out) >= gc.max_length:
             return out
@@ -57,7 +57,7 @@ def greedy_with_draft(model: Any, encoded: Tensor, prompt: Sequence[int], draft:
             break
     step.cache.length = len(out) - 1  # keys/values of the kept tokens; the newest is fed next
     while True:
-        token = _choose(processors, out, step(torch.tensor([[out[-1]]], device=encoded.device)), ctc)
+        token = _choose(processors, out, step(torch.tensor([[out[-1]]], device=encoded.device)), scorer)
         out.append(token)
         if token in eos or len(out) >= gc.max_length:
             return out

@@ -15,13 +15,13 @@ import os
 import re
 import shutil
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 import torch
 
 from ..configuration import Speech2TextConfig
 from ..errors import ModelError, OutputError
-from ..lexicon import LEXICON_FILE
+from ..lexicon import write_words
 from ..features import Speech2TextFeatureExtractor
 from ..generation import GenerationConfig
 from ..model import Speech2TextForConditionalGeneration
@@ -100,7 +100,7 @@ def average_checkpoints(paths: Sequence[str | Path]) -> dict[str, torch.Tensor]:
 
 def write_model(folder: str | Path, state: dict[str, torch.Tensor], model_config: Speech2TextConfig,
                 tokenizer_dir: str | Path, generation: dict[str, Any] | None = None,
-                float16: bool = False, words: Sequence[str] = ()) -> Path:
+                float16: bool = False, words: Iterable[str] = ()) -> Path:
     """Write a model folder the engine loads: config.json, generation_config.json, model.safetensors,
     preprocessor_config.json, the tokenizer files copied from ``tokenizer_dir`` and, given ``words``, the
     lexicon (``lexicon.txt``: each distinct word once, sorted) for ``lexicon_penalty`` decoding.
@@ -128,7 +128,7 @@ def write_model(folder: str | Path, state: dict[str, torch.Tensor], model_config
             if (Path(tokenizer_dir) / name).is_file():
                 shutil.copyfile(Path(tokenizer_dir) / name, folder / name)
         if words:
-            (folder / LEXICON_FILE).write_text("".join(w + "\n" for w in sorted(set(words))), encoding="utf-8")
+            write_words(folder, words)
     except OSError as exc:
         raise OutputError(f"{folder}: cannot write the model ({exc.strerror or exc})") from None
     return folder

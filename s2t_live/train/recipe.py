@@ -20,7 +20,7 @@ import shutil
 import sys
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 import torch
 
@@ -375,18 +375,18 @@ def run_training(cfg: TrainConfig, resume: bool) -> Path:
     return folder
 
 
-def lexicon_words(cfg: TrainConfig, rows: list) -> list[str]:
+def lexicon_words(cfg: TrainConfig, rows: list) -> set[str]:
     """The words of ``data.lexicon`` (none when it is off)."""
     if not cfg.data.lexicon:
-        return []
+        return set()
     texts = [u.text for u in rows]
     extra = Path(cfg.data.corpus) / "extra_text.txt" if cfg.data.corpus else None
     if extra is not None and extra.is_file():
         texts += read_texts(extra)
-    return sorted({word for text in texts for word in text.split()})
+    return {word for text in texts for word in text.split()}
 
 
-def finish(cfg: TrainConfig, trainer: Trainer, out: Path, tokenizer_dir: Path, words: Sequence[str] = ()) -> Path:
+def finish(cfg: TrainConfig, trainer: Trainer, out: Path, tokenizer_dir: Path, words: Iterable[str] = ()) -> Path:
     """Average the last checkpoints into ``out/model`` (with the lexicon ``words``, if any) and report its
     dev WER (rank 0 writes)."""
     folder = out / "model"
