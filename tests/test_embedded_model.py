@@ -15,10 +15,10 @@ from s2t_live.hub import default_model, embedded_model_dir
 from s2t_live.train.data import read_manifest
 
 HELDOUT = Path(__file__).parent / "data" / "heldout"
-# These six clips (60 words) score 61.7 % with the shipped model (78.3 % and 71.7 % with the two before it,
-# which had no CTC head and scored worse on the 300-utterance test sets): a regression bound, not the
-# target of issue 8.
-MAX_HELDOUT_WER = 0.66
+# Through `transcribe`, these six clips (60 words) score 48.3 % with the shipped model (45.0 % by `evaluate`;
+# 61.7 % with the model before it, 78.3 % and 71.7 % with the two before that, which had no CTC head): a
+# regression bound, not the target of issue 8.
+MAX_HELDOUT_WER = 0.55
 
 
 def test_embedded_model_is_the_default_and_fits_the_budget(monkeypatch):
@@ -36,7 +36,7 @@ def test_embedded_model_is_the_default_and_fits_the_budget(monkeypatch):
 def test_embedded_model_decodes_with_its_ctc_head():
     folder = embedded_model_dir()
     assert json.loads((folder / "config.json").read_text())["ctc_head"] is True
-    assert json.loads((folder / "generation_config.json").read_text())["ctc_weight"] == 0.5
+    assert json.loads((folder / "generation_config.json").read_text())["ctc_weight"] == 0.4
     with safe_open(folder / "model.safetensors", "pt") as f:
         assert f.get_tensor("ctc_head.weight").shape == (1000, 256)
 

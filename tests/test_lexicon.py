@@ -44,6 +44,12 @@ def test_a_word_pays_once_when_it_leaves_the_list(lexicon):
     assert costs(lexicon, "▁the", "▁ca")["t"] == 0.0 and costs(lexicon, "▁the", "▁ca", "t")["s"] == 0.0
 
 
+def test_prefix_tables_wait_for_the_first_decode_that_uses_them(lexicon):
+    assert "prefixes" not in vars(lexicon)  # loading a folder with a lexicon costs nothing at penalty 0
+    costs(lexicon, "▁th")
+    assert "th" in vars(lexicon)["prefixes"] and "thx" not in lexicon.prefixes
+
+
 def test_costs_are_per_row(lexicon):
     rows = torch.tensor([ids("▁th", "e"), ids("▁th", "n")])
     out = lexicon.costs(rows, P)

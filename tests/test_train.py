@@ -144,7 +144,10 @@ def test_embedded_second_stage_recipe_continues_the_first():
     second = load_config(Path(__file__).parents[1] / "recipes" / "embedded_anneal.toml")
     assert second.init_from == str(Path(first.output_dir) / "model") and second.float16_weights
     assert second.optim.ctc_weight > 0 and second.optim.lr < first.optim.lr  # the CTC head trains on
-    assert second.generation["ctc_weight"] == first.generation["ctc_weight"] == 0.5
+    shipped = json.loads((Path(__file__).parents[1] / "assets" / "default" / "generation_config.json").read_text())
+    assert {k: shipped[k] for k in second.generation} == second.generation  # its decoding is the shipped one's
+    for stage in (first, second):  # bfloat16 with shapes that repeat, so oneDNN reuses its kernels
+        assert stage.amp and stage.data.pad_frames == 64 and stage.data.pad_tokens == 8
 
 
 # ----- batching, SpecAugment, loss, averaging ---------------------------------------------------------
@@ -483,6 +486,21 @@ def test_evaluate_cli_prints_the_word_error_rate(trained, corpus, capsys):
     assert main(["--model", str(trained / "model"), "--manifest", str(corpus / "dev.tsv"), "--limit", "2",
                  "--num-beams", "1"]) == 0
     assert capsys.readouterr().out.startswith("WER ")
+    assert main(["--model", str(trained / "model"), "--manifest", str(corpus / "dev.tsv"), "--limit", "3",
+                 "--num-beams", "1", "--by-speaker"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert {line.split()[0] for line in lines[:-1]} == {"spk0", "spk1"} and lines[-1].startswith("WER ")
+
+
+def test_word_error_rate_per_speaker_is_scored_over_each_speakers_words():
+    from s2t_live.train.evaluate import EvalResult
+
+    result = EvalResult(0.0, 4, 9, 0.0, references=["a b c", "d e", "f g h i", "j"],
+                        hypotheses=["a b c", "d x", "f g", ""], speakers=["s1", "s1", "s2", ""])
+    rows = result.by_speaker()
+    # s1: 1 edit in 5 words; s2: 2 deletions in 4; "": 1 deletion in 1. Worst first.
+    assert [(r[0], round(r[1], 3), r[2], r[3]) for r in rows] == [("", 1.0, 1, 1), ("s2", 0.5, 1, 4),
+                                                                  ("s1", 0.2, 2, 5)]
 
 
 def test_cli_parsers_set_their_functions():
@@ -498,3 +516,24 @@ def test_cli_parsers_set_their_functions():
     assert args.func is cmd_train and args.overrides == ["optim.lr=1e-3", "max_steps=5"] and not args.resume
     args = parser.parse_args(["evaluate", "--model", "m", "--manifest", "t.tsv", "--limit", "3"])
     assert args.func is cmd_evaluate and args.limit == 3 and args.num_beams is None
+
+
+def test_progress_logs_the_recent_speed_and_estimates_from_the_run_so_far(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from s2t_live.train import trainer as trainer_module
+    from s2t_live.train.trainer import Position, Progress
+
+    clock = [100.0]
+    monkeypatch.setattr(trainer_module.time, "monotonic", lambda: clock[0])
+    cfg = SimpleNamespace(max_steps=10, max_minutes=0.0, log_every=2)
+    progress = Progress(True, cfg, tmp_path / "log.jsonl")
+    progress.start(Position())
+    stats = {"loss": 1.0, "tokens": 10, "lr": 1e-3, "grad_norm": 1.0}
+    for step, seconds in enumerate([1.0, 1.0, 3.0, 3.0], start=1):  # the updates slow down
+        clock[0] += seconds
+        progress.step(Position(step=step, elapsed=clock[0] - 100.0), stats)
+    records = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [2, 4]
+    assert [r["sec_per_step"] for r in records] == [1.0, 3.0]  # each window's own speed
+    assert progress.eta(Position(step=4)) == "0:00:12"  # 6 updates left at the mean 2 s of this run

@@ -1,6 +1,6 @@
 """Word error rate of a model on a manifest, decoded by the engine.
 
-    python -m s2t_live.train.evaluate --model DIR --manifest TSV [--num-beams N] [--limit N]
+    python -m s2t_live.train.evaluate --model DIR --manifest TSV [--num-beams N] [--limit N] [--by-speaker]
 
 Utterances are decoded in batches of similar length (padding does not change the result: the encoder
 and the cross-attention mask padded frames). References and hypotheses are compared after
@@ -33,10 +33,25 @@ class EvalResult:
     seconds: float
     references: list[str] = field(default_factory=list, repr=False)
     hypotheses: list[str] = field(default_factory=list, repr=False)
+    speakers: list[str] = field(default_factory=list, repr=False)
 
     def summary(self) -> str:
         return (f"WER {100 * self.wer:.2f}% on {self.num_utterances} utterances ({self.num_words} words, "
                 f"{self.seconds:.1f} s)")
+
+    def by_speaker(self) -> list[tuple[str, float, int, int]]:
+        """(speaker, WER, utterances, reference words) per distinct ``speaker``, worst first; utterances
+        without a speaker count as "" ."""
+        groups: dict[str, list[int]] = {}
+        for i, speaker in enumerate(self.speakers or [""] * len(self.references)):
+            groups.setdefault(speaker, []).append(i)
+        rows = []
+        for speaker, indices in groups.items():
+            refs = [self.references[i] for i in indices]
+            words = sum(len(normalize_text(r).split()) for r in refs)
+            wer = word_error_rate(refs, [self.hypotheses[i] for i in indices]) if words else 0.0
+            rows.append((speaker, wer, len(indices), words))
+        return sorted(rows, key=lambda row: (-row[1], row[0]))
 
 
 def normalize_text(text: str) -> str:
@@ -75,21 +90,13 @@ def length_batches(utterances: Sequence[Utterance], max_frames: int) -> list[lis
 
 
 @torch.inference_mode()
-def transcribe_utterances(model: Any, processor: Any, utterances: Sequence[Utterance], num_beams: int = 1,
-                          max_frames: int = 20000, max_length: int | None = None,
-                          ctc_weight: float | None = None, lexicon_penalty: float | None = None) -> list[str]:
-    """Hypotheses for ``utterances``, in their order, decoded by ``model.generate`` (``ctc_weight`` and
-    ``lexicon_penalty`` None: the model's)."""
+def transcribe_utterances(model: Any, processor: Any, utterances: Sequence[Utterance], max_frames: int = 20000,
+                          **options: Any) -> list[str]:
+    """Hypotheses for ``utterances``, in their order, decoded by ``model.generate(**options)`` (options
+    left out or None: the model's generation defaults)."""
     was_training = model.training
     model.eval()
     texts = [""] * len(utterances)
-    options: dict[str, Any] = {"num_beams": num_beams}
-    if max_length is not None:
-        options["max_length"] = max_length
-    if ctc_weight is not None:
-        options["ctc_weight"] = ctc_weight
-    if lexicon_penalty is not None:
-        options["lexicon_penalty"] = lexicon_penalty
     for indices in length_batches(utterances, max_frames):
         waves = [load_audio(utterances[i].audio) for i in indices]
         inputs = processor.feature_extractor(waves, sampling_rate=SAMPLE_RATE, padding=True, return_tensors="pt",
@@ -102,31 +109,30 @@ def transcribe_utterances(model: Any, processor: Any, utterances: Sequence[Utter
     return texts
 
 
-def evaluate(model: Any, processor: Any, utterances: Sequence[Utterance], num_beams: int = 1,
-             max_frames: int = 20000, max_length: int | None = None, ctc_weight: float | None = None,
-             lexicon_penalty: float | None = None) -> EvalResult:
-    """Decode ``utterances`` and score them against their transcripts."""
+def evaluate(model: Any, processor: Any, utterances: Sequence[Utterance], max_frames: int = 20000,
+             **options: Any) -> EvalResult:
+    """Decode ``utterances`` (``options`` as for ``transcribe_utterances``) and score them against their
+    transcripts."""
     start = time.monotonic()
-    hyps = transcribe_utterances(model, processor, utterances, num_beams, max_frames, max_length, ctc_weight,
-                                 lexicon_penalty)
+    hyps = transcribe_utterances(model, processor, utterances, max_frames, **options)
     refs = [u.text for u in utterances]
     words = sum(len(normalize_text(r).split()) for r in refs)
-    return EvalResult(word_error_rate(refs, hyps), len(refs), words, time.monotonic() - start, refs, hyps)
+    return EvalResult(word_error_rate(refs, hyps), len(refs), words, time.monotonic() - start, refs, hyps,
+                      [u.speaker for u in utterances])
 
 
-def evaluate_model(model_dir: str, manifest: str, num_beams: int | None = None, limit: int | None = None,
-                   device: str = "cpu", audio_root: str | None = None, ctc_weight: float | None = None,
-                   lexicon_penalty: float | None = None) -> EvalResult:
+def evaluate_model(model_dir: str, manifest: str, limit: int | None = None, device: str = "cpu",
+                   audio_root: str | None = None, **options: Any) -> EvalResult:
     """Load a model folder (or hub id) and evaluate it on the first ``limit`` rows of ``manifest``;
-    ``num_beams``, ``ctc_weight`` and ``lexicon_penalty`` None use the model's generation defaults."""
+    ``options`` (``num_beams``, ``ctc_weight``, ``lexicon_penalty``, ...) left out or None use the
+    model's generation defaults."""
     from ..model import Speech2TextForConditionalGeneration
     from ..processor import Speech2TextProcessor
 
     utterances = read_manifest(manifest, audio_root, limit=limit)
     processor = Speech2TextProcessor.from_pretrained(model_dir)
     model = Speech2TextForConditionalGeneration.from_pretrained(model_dir, device=device)
-    beams = num_beams if num_beams is not None else (model.generation_config.num_beams or 1)
-    return evaluate(model, processor, utterances, beams, ctc_weight=ctc_weight, lexicon_penalty=lexicon_penalty)
+    return evaluate(model, processor, utterances, **options)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -144,17 +150,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--audio-root", default=None, help="folder the audio paths are relative to "
                                                            "(default: the manifest's folder)")
     parser.add_argument("--show", type=int, default=0, metavar="N", help="also print N wrong hypotheses")
+    parser.add_argument("--by-speaker", action="store_true",
+                        help="also print the WER of each speaker (the manifest's speaker column)")
 
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate as the parsed ``args`` ask and print the WER line."""
-    result = evaluate_model(args.model, args.manifest, args.num_beams, args.limit, args.device, args.audio_root,
-                            args.ctc_weight, args.lexicon_penalty)
+    result = evaluate_model(args.model, args.manifest, args.limit, args.device, args.audio_root,
+                            num_beams=args.num_beams, ctc_weight=args.ctc_weight,
+                            lexicon_penalty=args.lexicon_penalty)
     shown = 0
     for ref, hyp in zip(result.references, result.hypotheses):
         if shown < args.show and normalize_text(ref) != normalize_text(hyp):
             print(f"REF: {ref}\nHYP: {hyp}\n")
             shown += 1
+    if args.by_speaker:
+        width = max(len(row[0]) for row in result.by_speaker())
+        for speaker, wer, utterances, words in result.by_speaker():
+            print(f"{speaker or '(no speaker)':{max(width, 12)}s}  WER {100 * wer:6.2f}%  "
+                  f"{utterances} utterances, {words} words")
     print(result.summary())
     return 0
 

@@ -483,10 +483,12 @@ class Progress:
         self.enabled, self.cfg, self.log_path = enabled, cfg, log_path
         self.tty = sys.stderr.isatty()
         self.sums: dict[str, tuple[float, int]] = {}  # LOSS_PARTS since the last record: token-weighted sum, tokens
-        self.t0, self.step0 = time.monotonic(), 0
+        self.t0, self.step0 = time.monotonic(), 0  # since this process started: for the ETA
+        self.window = (self.t0, 0)  # since the last record: the speed shown and logged
 
     def start(self, pos: Position) -> None:
         self.t0, self.step0 = time.monotonic(), pos.step
+        self.window = (self.t0, pos.step)
 
     def eta(self, pos: Position) -> str:
         per_step = (time.monotonic() - self.t0) / max(pos.step - self.step0, 1)
@@ -501,7 +503,8 @@ class Progress:
             if key in stats:  # a part may start mid-window (the decoder joining): weigh it by its own tokens
                 total, tokens = self.sums.get(key, (0.0, 0))
                 self.sums[key] = (total + stats[key] * stats["tokens"], tokens + stats["tokens"])
-        per_step = (time.monotonic() - self.t0) / max(pos.step - self.step0, 1)
+        now = time.monotonic()
+        per_step = (now - self.window[0]) / max(pos.step - self.window[1], 1)  # the recent speed, not the mean
         logged = pos.step % max(self.cfg.log_every, 1) == 0
         means = {key: total / max(tokens, 1) for key, (total, tokens) in self.sums.items()}
         line = (f"step {pos.step}{f'/{self.cfg.max_steps}' if self.cfg.max_steps else ''} epoch {pos.epoch + 1} "
@@ -516,6 +519,7 @@ class Progress:
             self.record(step=pos.step, epoch=pos.epoch, **means, lr=stats["lr"], grad_norm=stats["grad_norm"],
                         sec_per_step=per_step, elapsed=pos.elapsed)
             self.sums = {}
+            self.window = (now, pos.step)
 
     def event(self, pos: Position, **values: Any) -> None:
         """Print and record something that happened at ``pos`` (a validation, the end of the budget)."""
