@@ -52,7 +52,7 @@ class EvalResult:
         rows = []
         for speaker, indices in groups.items():
             refs = [self.references[i] for i in indices]
-            words = sum(len(normalize_text(r).split()) for r in refs)
+            words = count_words(refs)
             wer = word_error_rate(refs, [self.hypotheses[i] for i in indices]) if words else 0.0
             rows.append((speaker, wer, len(indices), words))
         return sorted(rows, key=lambda row: (-row[1], row[0]))
@@ -63,6 +63,11 @@ def normalize_text(text: str) -> str:
     chars = [" " if unicodedata.category(c).startswith(("P", "S")) and c != "'" else c for c in text.casefold()]
     words = (w.strip("'") for w in "".join(chars).split())
     return " ".join(w for w in words if w)
+
+
+def count_words(texts: Sequence[str]) -> int:
+    """Words of ``texts`` after ``normalize_text``: what a WER is counted over."""
+    return sum(len(normalize_text(t).split()) for t in texts)
 
 
 def word_error_rate(references: Sequence[str], hypotheses: Sequence[str]) -> float:
@@ -120,9 +125,8 @@ def evaluate(model: Any, processor: Any, utterances: Sequence[Utterance], max_fr
     start = time.monotonic()
     hyps = transcribe_utterances(model, processor, utterances, max_frames, **options)
     refs = [u.text for u in utterances]
-    words = sum(len(normalize_text(r).split()) for r in refs)
-    return EvalResult(word_error_rate(refs, hyps), len(refs), words, time.monotonic() - start, refs, hyps,
-                      [u.speaker for u in utterances])
+    return EvalResult(word_error_rate(refs, hyps), len(refs), count_words(refs), time.monotonic() - start,
+                      refs, hyps, [u.speaker for u in utterances])
 
 
 def evaluate_model(model_dir: str, manifest: str, limit: int | None = None, device: str = "cpu",
@@ -169,10 +173,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"REF: {ref}\nHYP: {hyp}\n")
             shown += 1
     if args.by_speaker:
-        width = max(len(row[0]) for row in result.by_speaker())
-        for speaker, wer, utterances, words in result.by_speaker():
-            print(f"{speaker or '(no speaker)':{max(width, 12)}s}  WER {100 * wer:6.2f}%  "
-                  f"{utterances} utterances, {words} words")
+        rows = [(speaker or "(no speaker)", *rest) for speaker, *rest in result.by_speaker()]
+        width = max(len(row[0]) for row in rows)
+        for speaker, wer, utterances, words in rows:
+            print(f"{speaker:{width}s}  WER {100 * wer:6.2f}%  {utterances} utterances, {words} words")
     print(result.summary())
     return 0
 
