@@ -32,6 +32,17 @@ def number_argument(what: str, low: float, high: float, span: str) -> Callable[[
 
 weight_argument = number_argument("the CTC weight", 0.0, 1.0, "a number from 0 to 1")  # --ctc-weight
 penalty_argument = number_argument("the lexicon penalty", 0.0, 1e30, "a number >= 0")  # --lexicon-penalty
+lm_weight_argument = number_argument("the LM weight", 0.0, 1e30, "a number >= 0")  # --lm-weight
+bonus_argument = number_argument("the word bonus", -1e30, 1e30, "a number")  # --word-bonus
+
+
+def add_lm_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--lm-weight`` and ``--word-bonus``: shallow fusion with the model's word LM (lm.arpa)."""
+    parser.add_argument("--lm-weight", type=lm_weight_argument, default=None,
+                        help="weight of the model's word language model (lm.arpa), for models that have one; "
+                             "0 turns it off (default: the model's)")
+    parser.add_argument("--word-bonus", type=bonus_argument, default=None,
+                        help="score added per word while the word LM is on (default: the model's)")
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -45,7 +56,8 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     transcriber = Transcriber(args.model, device=args.device, tgt_lang=args.tgt_lang, quantize=args.int8,
                               batch_size=args.batch_size, num_beams=args.num_beams,
                               max_new_tokens=args.max_new_tokens, ctc_weight=args.ctc_weight,
-                              lexicon_penalty=args.lexicon_penalty)
+                              lexicon_penalty=args.lexicon_penalty, lm_weight=args.lm_weight,
+                              word_bonus=args.word_bonus)
     failures = 0
     for file, result in transcriber.transcribe_files(args.files, split=not args.no_split, show_progress=True):
         if isinstance(result, S2TError):
@@ -88,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lexicon-penalty", type=penalty_argument, default=None,
                    help="score cost of each word outside the model's lexicon.txt, for models that have one; "
                         "0 turns it off (default: the model's)")
+    add_lm_arguments(p)
     p.add_argument("--batch-size", type=int, default=8,
                    help="pieces decoded together (default 8; 1 decodes them one by one)")
     p.add_argument("--format", "-f", choices=FORMATS, default="txt")

@@ -10,7 +10,7 @@ import shutil
 import sys
 from typing import Any, TextIO
 
-from .cli import penalty_argument, weight_argument
+from .cli import add_lm_arguments, penalty_argument, weight_argument
 from .export import Segment, render, to_srt, write_atomic
 from .streaming.endpoint import EndpointConfig
 from .streaming.events import Event, FinalEvent, PartialEvent, StatusEvent
@@ -28,6 +28,7 @@ def _add_recognizer_options(parser: argparse.ArgumentParser) -> None:
                         help="weight of the CTC head in joint decoding, 0-1 (default: the model's)")
     parser.add_argument("--lexicon-penalty", type=penalty_argument, default=None,
                         help="cost of each word outside the model's lexicon, 0: off (default: the model's)")
+    add_lm_arguments(parser)
     parser.add_argument("--silence", type=float, default=0.5, help="trailing silence (s) that ends a segment")
     parser.add_argument("--max-segment", type=float, default=16.0, help="longest segment (s) before a forced cut")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for the model")
@@ -44,7 +45,8 @@ def load_recognizer(args: argparse.Namespace, offline_check: bool) -> Recognizer
     endpoint = EndpointConfig(min_silence=args.silence, max_segment=args.max_segment)
     config = StreamConfig(chunk_seconds=args.chunk, num_beams=args.beams, offline_check=offline_check,
                           endpoint=endpoint, ctc_weight=args.ctc_weight,
-                          lexicon_penalty=args.lexicon_penalty)
+                          lexicon_penalty=args.lexicon_penalty, lm_weight=args.lm_weight,
+                          word_bonus=args.word_bonus)
     return Recognizer.from_pretrained(args.model or default_model(), config)
 
 

@@ -43,7 +43,12 @@ def joint_scorer(model: Any, gc: Any, encoder_hidden: Tensor, encoder_mask: Tens
     None when neither applies (plain attention decoding)."""
     weight = ctc_weight(model, gc)
     penalty = float(getattr(gc, "lexicon_penalty", None) or 0.0)
-    lexicon = getattr(model, "lexicon", None) if penalty > 0 else None
+    lexicon = getattr(model, "lexicon", None)
+    lm_weight = float(getattr(gc, "lm_weight", None) or 0.0)
+    if lexicon is None or lexicon.lm is None:
+        lm_weight = 0.0
+    if not (penalty > 0 or lm_weight):
+        lexicon = None
     if not weight and lexicon is None:
         return None
     ctc = None
@@ -52,22 +57,26 @@ def joint_scorer(model: Any, gc: Any, encoder_hidden: Tensor, encoder_mask: Tens
                                         prompt.size(0) // encoder_hidden.size(0))
         if prompt.size(1) > 1:
             ctc.feed(prompt[:, 1:])
-    return JointScorer(ctc, lexicon, penalty)
+    eos = gc.eos_ids() if hasattr(gc, "eos_ids") else [model.config.eos_token_id]
+    return JointScorer(ctc, lexicon, penalty, lm_weight, float(getattr(gc, "word_bonus", None) or 0.0), eos)
 
 
 class JointScorer:
     """What decoding adds to the attention decoder's log-probabilities: the CTC prefix scores (``ctc``,
-    which also restricts each row to its candidates) and then the lexicon's costs. Greedy and beam search
+    which also restricts each row to its candidates) and then the lexicon's costs and word LM scores. Greedy and beam search
     call it with the rows so far and their log-probabilities, then tell it which rows go on with which
     token (``advance``) and which rows are kept (``select``); only the CTC part has state."""
 
-    def __init__(self, ctc: "CTCPrefixScorer | None", lexicon: Any = None, penalty: float = 0.0):
+    def __init__(self, ctc: "CTCPrefixScorer | None", lexicon: Any = None, penalty: float = 0.0,
+                 lm_weight: float = 0.0, word_bonus: float = 0.0, eos: Any = ()):
         self.ctc, self.lexicon, self.penalty = ctc, lexicon, penalty
+        self.lm_weight, self.word_bonus, self.eos = lm_weight, word_bonus, list(eos)
 
     def __call__(self, ids: Tensor, log_probs: Tensor) -> Tensor:
         out = self.ctc(ids, log_probs) if self.ctc is not None else log_probs
         if self.lexicon is not None:
-            costs = self.lexicon.costs(ids, self.penalty)
+            costs = self.lexicon.costs(ids, self.penalty, lm_weight=self.lm_weight,
+                                       word_bonus=self.word_bonus, eos=self.eos)
             width = min(costs.size(-1), out.size(-1))
             out = out.clone()
             out[:, :width] += costs[:, :width].to(out.dtype)

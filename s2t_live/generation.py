@@ -27,7 +27,7 @@ GENERATION_CONFIG_NAME = "generation_config.json"
 GLOBAL_DEFAULTS = {
     "max_length": 20, "min_length": 0, "num_beams": 1, "early_stopping": False, "length_penalty": 1.0,
     "no_repeat_ngram_size": 0, "repetition_penalty": 1.0, "num_return_sequences": 1, "ctc_weight": 0.0,
-    "lexicon_penalty": 0.0,
+    "lexicon_penalty": 0.0, "lm_weight": 0.0, "word_bonus": 0.0,
 }
 NEG = -1.0e9  # the reference's "impossible" score for beams
 
@@ -56,6 +56,8 @@ class GenerationConfig:
     # s2t-live: weight of the CTC prefix score in joint CTC/attention decoding (models with a CTC head).
     ctc_weight: float | None = None
     lexicon_penalty: float | None = None  # score cost of each word outside the model's lexicon.txt
+    lm_weight: float | None = None  # weight of the model's word LM (lm.arpa) in shallow fusion
+    word_bonus: float | None = None  # score added per finished word when the word LM is on
     use_cache: bool = True
     return_dict_in_generate: bool = False
     output_scores: bool = False
@@ -405,8 +407,9 @@ def generate(model: Any, inputs: Tensor | None = None, generation_config: Genera
     (a prefix to continue), ``num_beams``, ``max_length``/``max_new_tokens``, ``min_length``,
     ``length_penalty``, ``early_stopping``, ``no_repeat_ngram_size``, ``repetition_penalty``,
     ``forced_bos_token_id``, ``forced_eos_token_id``, ``num_return_sequences``, and ``ctc_weight``
-    (joint CTC/attention decoding, for a model with a CTC head; 0 ignores the head) and ``lexicon_penalty``
-    (the cost of each word outside the model's ``lexicon.txt``; 0 ignores it). Returns (B * n, L) ids
+    (joint CTC/attention decoding, for a model with a CTC head; 0 ignores the head), ``lexicon_penalty``
+    (the cost of each word outside the model's ``lexicon.txt``; 0 ignores it), ``lm_weight`` and
+    ``word_bonus`` (shallow fusion with the model's word n-gram LM ``lm.arpa``; 0 ignores it). Returns (B * n, L) ids
     starting with the decoder start token, or a ``GenerateOutput`` with ``return_dict_in_generate``."""
     features = inputs if inputs is not None else kwargs.pop("input_features", None)
     encoder_outputs = kwargs.pop("encoder_outputs", None)

@@ -56,6 +56,30 @@ def tiny_model(checkpoint) -> Path:
     return checkpoint("tiny", seed=0, steps=60)
 
 
+@pytest.fixture
+def model_copy(tiny_model, tmp_path) -> Path:
+    """A writable copy of the tiny checkpoint's folder, for tests that add files to it."""
+    import shutil
+
+    out = tmp_path / "model"
+    shutil.copytree(tiny_model, out)
+    return out
+
+
+@pytest.fixture
+def decode_clip(clips):
+    """``decode(folder, **generate options)``: the text a model folder makes of the first real clip."""
+    from s2t_live import Speech2TextForConditionalGeneration, Speech2TextProcessor
+
+    def decode(folder: Path, max_new_tokens: int = 40, **options) -> str:
+        model = Speech2TextForConditionalGeneration.from_pretrained(folder)
+        processor = Speech2TextProcessor.from_pretrained(folder)
+        x = processor(clips[0][1], sampling_rate=16000, return_tensors="pt")["input_features"]
+        ids = model.generate(x, max_new_tokens=max_new_tokens, **options)
+        return processor.batch_decode(ids, skip_special_tokens=True)[0]
+    return decode
+
+
 @pytest.fixture(scope="session")
 def memorising_model(tmp_path_factory, realspeech_dir) -> Path:
     """A tiny checkpoint fitted 80 steps on the 6-s clips: it reproduces their transcripts, so streaming

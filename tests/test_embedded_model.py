@@ -12,6 +12,7 @@ from safetensors import safe_open
 
 from s2t_live.cli import main
 from s2t_live.hub import default_model, embedded_model_dir
+from s2t_live.ngram import NGramLM
 from s2t_live.train.data import read_manifest
 
 HELDOUT = Path(__file__).parent / "data" / "heldout"
@@ -29,7 +30,9 @@ def test_embedded_model_is_the_default_and_fits_the_budget(monkeypatch):
     assert weights.stat().st_size <= 20_000_000
     with safe_open(weights, "pt") as f:
         tensors = [f.get_tensor(name) for name in f.keys()]
-    assert sum(t.numel() for t in tensors) <= 10_000_000
+    # A word LM shipped with the model counts too (its probabilities and back-off weights).
+    lm = NGramLM.from_folder(folder)
+    assert sum(t.numel() for t in tensors) + (lm.size() if lm is not None else 0) <= 10_000_000
     assert {str(t.dtype) for t in tensors} == {"torch.float16"}
 
 

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 import torch
 
-from s2t_live import Speech2TextForConditionalGeneration, Speech2TextProcessor
+from s2t_live import Speech2TextForConditionalGeneration
 from s2t_live.errors import ModelError
 from s2t_live.lexicon import Lexicon
 
@@ -59,29 +57,20 @@ def test_costs_are_per_row(lexicon):
 
 
 @pytest.fixture
-def folder(tiny_model, tmp_path):
-    out = tmp_path / "model"
-    shutil.copytree(tiny_model, out)
-    return out
-
-
-def decode(folder, clips, **options) -> str:
-    model = Speech2TextForConditionalGeneration.from_pretrained(folder)
-    processor = Speech2TextProcessor.from_pretrained(folder)
-    x = processor(clips[0][1], sampling_rate=16000, return_tensors="pt")["input_features"]
-    return processor.batch_decode(model.generate(x, max_new_tokens=40, **options), skip_special_tokens=True)[0]
+def folder(model_copy):
+    return model_copy
 
 
 @pytest.mark.parametrize("num_beams", [1, 3])
-def test_a_large_penalty_keeps_decoding_to_listed_words(folder, clips, num_beams):
-    plain = decode(folder, clips, num_beams=num_beams)
+def test_a_large_penalty_keeps_decoding_to_listed_words(folder, decode_clip, num_beams):
+    plain = decode_clip(folder, num_beams=num_beams)
     assert plain.split(), "the tiny model should say something"
     listed = ["a", "the", "of", "and", "to", "in", "is", "it"]
     assert set(plain.split()) - set(listed), "the test needs an unlisted word in the plain decode"
     (folder / "lexicon.txt").write_text("\n".join(listed) + "\n")
-    assert decode(folder, clips, num_beams=num_beams) == plain  # no penalty set: the list is unused
-    assert decode(folder, clips, num_beams=num_beams, lexicon_penalty=0.0) == plain
-    constrained = decode(folder, clips, num_beams=num_beams, lexicon_penalty=1e4)
+    assert decode_clip(folder, num_beams=num_beams) == plain  # no penalty set: the list is unused
+    assert decode_clip(folder, num_beams=num_beams, lexicon_penalty=0.0) == plain
+    constrained = decode_clip(folder, num_beams=num_beams, lexicon_penalty=1e4)
     assert constrained != plain and set(constrained.split()) <= set(listed)
 
 

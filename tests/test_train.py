@@ -265,10 +265,12 @@ def test_averaging_is_the_mean_of_the_weights(tmp_path):
 
 @pytest.fixture(scope="module")
 def trained(corpus, tmp_path_factory) -> Path:
-    """Six updates in one go (checkpoints every two steps, dropout on, SpecAugment on), with a lexicon."""
+    """Six updates in one go (checkpoints every two steps, dropout on, SpecAugment on), with a lexicon and
+    a word bigram LM."""
     torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("run")
-    train(tiny_config(corpus, out, "max_steps=6", "float16_weights=true", "data.lexicon=true"), resume=False)
+    train(tiny_config(corpus, out, "max_steps=6", "float16_weights=true", "data.lexicon=true", "lm.order=2"),
+          resume=False)
     return out
 
 
@@ -299,6 +301,9 @@ def test_training_writes_a_folder_the_engine_loads_and_transcribes_with(trained,
     assert model.lexicon.words == {w for s in SENTENCES + [EXTRA_TEXT] for w in s.split()}
     lines = (folder / "lexicon.txt").read_text().splitlines()
     assert lines == sorted(set(lines)) and "zebra" in lines
+    # lm.order: a word bigram LM of the same text, in the folder and loaded with the lexicon.
+    assert (folder / "lm.arpa.gz").is_file() and model.lexicon.lm.order == 2
+    assert model.lexicon.lm.vocab - {"<s>", "</s>", "<unk>"} == model.lexicon.words
 
 
 def test_final_model_is_the_average_of_the_last_checkpoints(trained):
@@ -490,6 +495,12 @@ def test_evaluate_cli_prints_the_word_error_rate(trained, corpus, capsys):
                  "--num-beams", "1", "--by-speaker"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert {line.split()[0] for line in lines[:-1]} == {"spk0", "spk1"} and lines[-1].startswith("WER ")
+    assert main(["--model", str(trained / "model"), "--manifest", str(corpus / "dev.tsv"), "--limit", "2",
+                 "--lm-weight", "0.5", "--word-bonus", "1"]) == 0
+    assert capsys.readouterr().out.startswith("WER ")
+    with pytest.raises(SystemExit):
+        main(["--model", str(trained / "model"), "--manifest", str(corpus / "dev.tsv"), "--lm-weight", "-1"])
+    assert "the LM weight is a number >= 0" in capsys.readouterr().err
 
 
 def test_word_error_rate_per_speaker_is_scored_over_each_speakers_words():

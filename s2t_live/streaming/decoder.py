@@ -48,19 +48,22 @@ class SegmentDecoder:
 
     ``num_beams`` applies to partials and finals alike; ``partial_max_new_tokens`` bounds how far a
     partial decodes past the committed tokens; finals and offline decodes share ``max_length``;
-    ``ctc_weight`` (0-1) weighs the model's CTC head in every decode and ``lexicon_penalty`` prices words
-    outside its lexicon (None: the checkpoint's settings).
+    ``ctc_weight`` (0-1) weighs the model's CTC head in every decode, ``lexicon_penalty`` prices words
+    outside its lexicon and ``lm_weight`` / ``word_bonus`` weigh its word LM (None: the checkpoint's
+    settings).
     """
 
     def __init__(self, model: Any, processor: Any, num_beams: int = 1, partial_max_new_tokens: int = 10,
                  max_length: int | None = None, ctc_weight: float | None = None,
-                 lexicon_penalty: float | None = None) -> None:
+                 lexicon_penalty: float | None = None, lm_weight: float | None = None,
+                 word_bonus: float | None = None) -> None:
         self.model = model
         self.extractor = processor.feature_extractor
         self.tokenizer = processor.tokenizer
         self.num_beams = num_beams
         self.partial_max_new_tokens = partial_max_new_tokens
         self.ctc_weight, self.lexicon_penalty = ctc_weight, lexicon_penalty
+        self.lm_weight, self.word_bonus = lm_weight, word_bonus
         gc = model.generation_config
         self.max_length = max_length or (gc.max_length if gc is not None and gc.max_length else None) \
             or min(model.config.max_target_positions, 200)
@@ -120,7 +123,8 @@ class SegmentDecoder:
         prompt = [self.start_id, *prefix]
         gc, _ = resolve_config(self.model, None, {"num_beams": self.num_beams, "max_length": max_length,
                                                   "num_return_sequences": 1, "ctc_weight": self.ctc_weight,
-                                                  "lexicon_penalty": self.lexicon_penalty},
+                                                  "lexicon_penalty": self.lexicon_penalty,
+                                                  "lm_weight": self.lm_weight, "word_bonus": self.word_bonus},
                                len(prompt))
         processors = build_processors(gc) + ([self._new_word_at(len(prompt))] if prefix else [])
         k = gc.num_beams

@@ -42,6 +42,8 @@ class StreamConfig:
     offline_check: bool = False  # also decode each final segment unconstrained and report agreement
     ctc_weight: float | None = None  # joint CTC/attention weight, 0-1 (None: the model's generation config)
     lexicon_penalty: float | None = None  # cost of a word outside the model's lexicon (None: the model's)
+    lm_weight: float | None = None  # weight of the model's word LM, lm.arpa (None: the model's)
+    word_bonus: float | None = None  # score per finished word when the word LM is on (None: the model's)
     endpoint: EndpointConfig = field(default_factory=EndpointConfig)
 
 
@@ -336,7 +338,8 @@ class Recognizer:
         self.config = config or StreamConfig()
         self.decoder = SegmentDecoder(model, processor, self.config.num_beams, self.config.partial_max_new_tokens,
                                       ctc_weight=self.config.ctc_weight,
-                                      lexicon_penalty=self.config.lexicon_penalty)
+                                      lexicon_penalty=self.config.lexicon_penalty,
+                                      lm_weight=self.config.lm_weight, word_bonus=self.config.word_bonus)
 
     @classmethod
     def from_pretrained(cls, name_or_path: Any, config: StreamConfig | None = None, device: Any = None) -> "Recognizer":

@@ -22,6 +22,7 @@ import torch
 from ..configuration import Speech2TextConfig
 from ..errors import ModelError, OutputError
 from ..lexicon import write_words
+from ..ngram import LM_FILES
 from ..features import Speech2TextFeatureExtractor
 from ..generation import GenerationConfig
 from ..model import Speech2TextForConditionalGeneration
@@ -100,10 +101,11 @@ def average_checkpoints(paths: Sequence[str | Path]) -> dict[str, torch.Tensor]:
 
 def write_model(folder: str | Path, state: dict[str, torch.Tensor], model_config: Speech2TextConfig,
                 tokenizer_dir: str | Path, generation: dict[str, Any] | None = None,
-                float16: bool = False, words: Iterable[str] = ()) -> Path:
+                float16: bool = False, words: Iterable[str] = (), lm: Any = None) -> Path:
     """Write a model folder the engine loads: config.json, generation_config.json, model.safetensors,
     preprocessor_config.json, the tokenizer files copied from ``tokenizer_dir`` and, given ``words``, the
-    lexicon (``lexicon.txt``: each distinct word once, sorted) for ``lexicon_penalty`` decoding.
+    lexicon (``lexicon.txt``: each distinct word once, sorted) for ``lexicon_penalty`` decoding, and given
+    ``lm`` (``s2t_live.ngram.NGramLM``) the word LM ``lm.arpa.gz`` for ``lm_weight`` decoding.
 
     ``float16`` stores the weights in half precision (half the size); ``config.json`` still says
     ``torch_dtype: float32``, so loaders compute in float32 either way. A CTC head in ``state`` is kept
@@ -129,6 +131,8 @@ def write_model(folder: str | Path, state: dict[str, torch.Tensor], model_config
                 shutil.copyfile(Path(tokenizer_dir) / name, folder / name)
         if words:
             write_words(folder, words)
+        if lm is not None:
+            lm.write_arpa(folder / LM_FILES[1])
     except OSError as exc:
         raise OutputError(f"{folder}: cannot write the model ({exc.strerror or exc})") from None
     return folder

@@ -78,6 +78,16 @@ class TokenizerConfig:
 
 
 @dataclass
+class LMConfig:
+    """A word n-gram language model shipped with the model (``lm.arpa.gz``, for ``lm_weight`` decoding),
+    trained on the lexicon's text: the training transcripts and the corpus folder's extra_text.txt."""
+
+    order: int = 0  # 0: none
+    vocab_size: int = 0  # the most frequent words kept, the others are <unk>; 0: all
+    min_count: int = 1  # n-grams of 2+ words seen fewer times are left out
+
+
+@dataclass
 class OptimConfig:
     lr: float = 2e-3  # peak learning rate, reached after warmup_steps updates
     warmup_steps: int = 1000
@@ -118,6 +128,7 @@ class TrainConfig:
     generation: dict[str, Any] = field(default_factory=lambda: {"num_beams": 5, "max_length": 200})
     data: DataConfig = field(default_factory=DataConfig)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    lm: LMConfig = field(default_factory=LMConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     specaugment: SpecAugmentConfig = field(default_factory=SpecAugmentConfig)
 
@@ -238,6 +249,8 @@ def check_config(cfg: TrainConfig) -> None:
     if (cfg.optim.ctc_only_steps > 0 or cfg.optim.detached_decoder_steps > 0) and cfg.optim.ctc_weight <= 0:
         raise ConfigError("optim.ctc_only_steps and optim.detached_decoder_steps train the encoder on CTC alone: "
                           "they need optim.ctc_weight > 0")
+    if cfg.lm.order < 0 or cfg.lm.vocab_size < 0 or cfg.lm.min_count < 1:
+        raise ConfigError("lm.order and lm.vocab_size must be >= 0 and lm.min_count >= 1")
     if not cfg.init_from:
         try:
             Speech2TextConfig(**cfg.model)
@@ -369,36 +382,50 @@ def run_training(cfg: TrainConfig, resume: bool) -> Path:
               f"{size / 1e6:.2f} M parameters, vocabulary {len(tokenizer)}, {dist.world_size} process(es) on "
               f"{device}", file=sys.stderr)
     trainer.run(Progress(dist.is_main, cfg, out / "log.jsonl"))
-    folder = finish(cfg, trainer, out, tokenizer_dir=out / "tokenizer", words=lexicon_words(cfg, rows))
+    texts = lexicon_texts(cfg, rows) if cfg.data.lexicon or cfg.lm.order else []
+    words = {word for text in texts for word in text.split()} if cfg.data.lexicon else set()
+    folder = finish(cfg, trainer, out, tokenizer_dir=out / "tokenizer", words=words, lm=word_lm(cfg, texts))
     if dist.world_size > 1:
         torch.distributed.destroy_process_group()
     return folder
 
 
-def lexicon_words(cfg: TrainConfig, rows: list) -> set[str]:
-    """The words of ``data.lexicon`` (none when it is off)."""
-    if not cfg.data.lexicon:
-        return set()
+def lexicon_texts(cfg: TrainConfig, rows: list) -> list[str]:
+    """The text of the lexicon and the word LM: the training transcripts and the corpus folder's
+    extra_text.txt, when there is one."""
     texts = [u.text for u in rows]
     extra = Path(cfg.data.corpus) / "extra_text.txt" if cfg.data.corpus else None
     if extra is not None and extra.is_file():
         texts += read_texts(extra)
-    return {word for text in texts for word in text.split()}
+    return texts
 
 
-def finish(cfg: TrainConfig, trainer: Trainer, out: Path, tokenizer_dir: Path, words: Iterable[str] = ()) -> Path:
-    """Average the last checkpoints into ``out/model`` (with the lexicon ``words``, if any) and report its
-    dev WER (rank 0 writes)."""
+def word_lm(cfg: TrainConfig, texts: Sequence[str]) -> Any:
+    """The ``[lm]`` model of ``texts`` (``s2t_live.ngram.NGramLM``), or None when ``lm.order`` is 0."""
+    if not cfg.lm.order:
+        return None
+    from .evaluate import normalize_text
+    from .lm import kneser_ney
+
+    sentences = [words for words in (normalize_text(t).split() for t in texts) if words]
+    return kneser_ney(sentences, cfg.lm.order, cfg.lm.min_count, cfg.lm.vocab_size)
+
+
+def finish(cfg: TrainConfig, trainer: Trainer, out: Path, tokenizer_dir: Path, words: Iterable[str] = (),
+           lm: Any = None) -> Path:
+    """Average the last checkpoints into ``out/model`` (with the lexicon ``words`` and the word ``lm``, if
+    any) and report its dev WER (rank 0 writes)."""
     folder = out / "model"
     if trainer.dist.is_main:
         paths = average.list_checkpoints(out)[-max(cfg.average_last, 1):]
         state = average.average_checkpoints(paths)
         average.write_model(folder, state, trainer.model.config, tokenizer_dir, cfg.generation, cfg.float16_weights,
-                            words)
+                            words, lm)
         trainer.model.load_state_dict(state)
         wer = trainer.validate()
         note = f", dev WER {100 * wer:.2f}% (greedy)" if wer is not None else ""
-        print(f"averaged {len(paths)} checkpoint(s) into {folder}{note}", file=sys.stderr)
+        lm_note = f", word {lm.order}-gram LM of {lm.size()} numbers" if lm is not None else ""
+        print(f"averaged {len(paths)} checkpoint(s) into {folder}{lm_note}{note}", file=sys.stderr)
     barrier()
     return folder
 
