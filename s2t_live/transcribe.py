@@ -33,6 +33,23 @@ class Transcript:
         return " ".join(s.text for s in self.segments if s.text)
 
 
+@torch.inference_mode()
+def encode_each(model: Any, processor: Any, waves: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Encoder states of 16 kHz ``waves``, each encoded on its own (unpadded: padding would reach an
+    utterance's last frames through the convolutions, which read padded frames as the reference does),
+    padded together afterwards: ``(B, S, d)`` states and the ``(B, T)`` feature-frame mask that
+    ``generate(encoder_outputs=...)`` takes."""
+    frames, hidden = [], []
+    for wave in waves:
+        inputs = processor(wave, sampling_rate=SAMPLE_RATE, return_tensors="pt")
+        frames.append(inputs["input_features"].size(1))
+        hidden.append(model.model.encoder(inputs["input_features"].to(model.device, model.dtype),
+                                          inputs["attention_mask"].to(model.device)).last_hidden_state[0])
+    padded = torch.nn.utils.rnn.pad_sequence(hidden, batch_first=True)
+    mask = (torch.arange(max(frames))[None, :] < torch.tensor(frames)[:, None]).long().to(model.device)
+    return padded, mask
+
+
 class Transcriber:
     """A loaded model and processor that turns audio into timed segments.
 
@@ -69,15 +86,7 @@ class Transcriber:
         encoder does the same work as for one utterance); then the decoder runs on all of them as one
         padded batch, so each decoding step reads the decoder weights from memory once for them all."""
         model = self.model
-        frames, hidden = [], []
-        with torch.inference_mode():
-            for wave in waves:
-                inputs = self.processor(wave, sampling_rate=SAMPLE_RATE, return_tensors="pt")
-                frames.append(inputs["input_features"].size(1))
-                hidden.append(model.model.encoder(inputs["input_features"].to(model.device, model.dtype),
-                                                  inputs["attention_mask"].to(model.device)).last_hidden_state[0])
-        padded = torch.nn.utils.rnn.pad_sequence(hidden, batch_first=True)
-        mask = (torch.arange(max(frames))[None, :] < torch.tensor(frames)[:, None]).long().to(model.device)
+        padded, mask = encode_each(model, self.processor, waves)
         rows = model.generate(encoder_outputs=(padded,), attention_mask=mask, **self.generate_kwargs).tolist()
         out = []
         for ids in rows:

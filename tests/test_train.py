@@ -23,7 +23,7 @@ from s2t_live.errors import S2TError
 from s2t_live.model import Speech2TextForConditionalGeneration
 from s2t_live.train import average
 from s2t_live.train.data import (SpecAugmentConfig, SpeechDataset, bucket_batches, draw_masks, read_manifest,
-                                 shard, spec_augment)
+                                 shard, spec_augment, vtlp)
 from s2t_live.train.recipe import ConfigError, load_config, train
 from s2t_live.train.trainer import attention_targets, guided_attention_loss, label_smoothed_loss
 
@@ -166,6 +166,24 @@ def test_batches_respect_the_frame_budget_and_cover_each_utterance_once():
     assert batches != bucket_batches(frames, tokens, 2000, 300, 16, seed=1, epoch=1)
     two = [shard(batches, r, 2) for r in range(2)]
     assert len(two[0]) == len(two[1]) == len(batches) // 2 and not set(map(tuple, two[0])) & set(map(tuple, two[1]))
+
+
+def test_vtlp_moves_formants_with_the_warp_factor_and_keeps_the_band_edges(corpus):
+    peak = torch.zeros(3, 80)
+    peak[:, 20] = 1.0
+    assert torch.equal(vtlp(peak, 1.0), peak)
+    assert vtlp(peak, 1.1)[0].argmax() > 20 > vtlp(peak, 0.9)[0].argmax()  # a longer tract: lower formants
+    ramp = torch.arange(80.0).repeat(2, 1)
+    for alpha in (0.9, 1.1):
+        warped = vtlp(ramp, alpha)
+        assert torch.all(warped[0, 1:] >= warped[0, :-1])  # monotonic: no bins swap
+        assert warped[0, -1] == pytest.approx(79.0, abs=0.5)  # the Nyquist end stays
+    rows = read_manifest(corpus / "train.tsv")
+    data = SpeechDataset(rows, [[5, 2]] * len(rows), seed=3, vtlp=0.1)
+    plain = SpeechDataset(rows, [[5, 2]] * len(rows), seed=3)
+    a, b = data.batch([0, 1], epoch=1).input_features, data.batch([0, 1], epoch=1).input_features
+    assert torch.equal(a, b) and not torch.equal(a, data.batch([0, 1], epoch=2).input_features)  # per (seed, epoch, i)
+    assert torch.equal(data.batch([0, 1], augment=False).input_features, plain.batch([0, 1]).input_features)
 
 
 def test_specaugment_masks_stay_within_their_bounds():

@@ -152,6 +152,41 @@ def spec_augment(features: Tensor, cfg: SpecAugmentConfig, rng: np.random.Genera
 
 
 # ---------------------------------------------------------------------------------------------------
+# Vocal tract length perturbation
+
+
+def _mel(hz: Tensor) -> Tensor:
+    return 1127.0 * torch.log1p(hz / 700.0)
+
+
+def _hz(mel: Tensor) -> Tensor:
+    return 700.0 * torch.expm1(mel / 1127.0)
+
+
+def vtlp(features: Tensor, alpha: float, sample_rate: int = SAMPLE_RATE, low_hz: float = 20.0,
+         boundary_hz: float = 4800.0) -> Tensor:
+    """(num_frames, num_bins) log-mel ``features`` with the spectrum's frequency axis scaled by ``alpha``
+    (Jaitly & Hinton, 2013): formants move as for a vocal tract ``1 / alpha`` times as long. The warp is
+    alpha * f up to a boundary and then linear to the Nyquist frequency, which stays; each mel bin (centres
+    as Kaldi's fbank spaces them from ``low_hz``) takes the value at its source frequency, interpolated
+    between neighbouring bins."""
+    if alpha == 1.0:
+        return features
+    bins = features.size(1)
+    nyquist = sample_rate / 2.0
+    low, high = _mel(torch.tensor(low_hz)), _mel(torch.tensor(nyquist))
+    step = (high - low) / (bins + 1)
+    centres = _hz(low + step * torch.arange(1, bins + 1, dtype=torch.float32))
+    edge = boundary_hz * min(alpha, 1.0) / alpha  # the warp is alpha * f up to here
+    source = torch.where(centres <= alpha * edge, centres / alpha,
+                         nyquist - (nyquist - centres) * (nyquist - edge) / (nyquist - alpha * edge))
+    position = ((_mel(source) - low) / step - 1.0).clamp(0, bins - 1)
+    below = position.floor().long().clamp(max=bins - 2)
+    frac = (position - below).to(features.dtype)
+    return features[:, below] * (1 - frac) + features[:, below + 1] * frac
+
+
+# ---------------------------------------------------------------------------------------------------
 # Batching
 
 
@@ -216,6 +251,8 @@ class SpeechDataset:
     given, draws its masks from a generator seeded by ``(seed, epoch, i)``. With ``cache_features`` the
     features of an utterance are computed once and kept in memory (about 110 KB per second of audio),
     which saves decoding and fbank work from the second epoch on; the values are the same either way.
+    ``vtlp`` > 0 warps each utterance's frequency axis by a factor drawn uniformly from
+    [1 - vtlp, 1 + vtlp] (seeded by ``(seed, epoch, i)`` too): new vocal tracts for the few voices there are.
     ``pad_frames`` / ``pad_tokens`` round each batch's padded length up to a multiple, so that batch shapes
     repeat: oneDNN's bfloat16 kernels are built per shape. The padding is masked; it changes only the
     longest utterance's last frames a little, as padding changes every shorter one's.
@@ -223,13 +260,15 @@ class SpeechDataset:
 
     def __init__(self, utterances: list[Utterance], token_ids: list[list[int]],
                  extractor: Speech2TextFeatureExtractor | None = None, specaugment: SpecAugmentConfig | None = None,
-                 seed: int = 0, cache_features: bool = False, pad_frames: int = 1, pad_tokens: int = 1):
+                 seed: int = 0, cache_features: bool = False, pad_frames: int = 1, pad_tokens: int = 1,
+                 vtlp: float = 0.0):
         self.utterances, self.token_ids = utterances, token_ids
         self.extractor = extractor or Speech2TextFeatureExtractor()
         self.specaugment = specaugment if specaugment is not None and specaugment.enabled else None
         self.seed = seed
         self._cache: dict[int, Tensor] | None = {} if cache_features else None
         self.pad_frames, self.pad_tokens = max(pad_frames, 1), max(pad_tokens, 1)
+        self.vtlp = vtlp
 
     def __len__(self) -> int:
         return len(self.utterances)
@@ -253,10 +292,14 @@ class SpeechDataset:
         return out
 
     def batch(self, indices: list[int], epoch: int = 0, augment: bool = True) -> Batch:
-        """Padded inputs and labels of the utterances ``indices`` (SpecAugment applied if ``augment``)."""
+        """Padded inputs and labels of the utterances ``indices`` (VTLP and SpecAugment applied if
+        ``augment``)."""
         feats = []
         for index in indices:
             x = self.features(index)
+            if augment and self.vtlp > 0:
+                rng = np.random.default_rng([self.seed, epoch, index, 1])
+                x = vtlp(x, float(rng.uniform(1.0 - self.vtlp, 1.0 + self.vtlp)))
             if augment and self.specaugment is not None:
                 x = spec_augment(x, self.specaugment, np.random.default_rng([self.seed, epoch, index]))
             feats.append(x)

@@ -2,11 +2,9 @@
 
     python -m s2t_live.train.evaluate --model DIR --manifest TSV [--num-beams N] [--limit N] [--by-speaker]
 
-Utterances are decoded in padded batches of similar length. Padding changes little but not nothing: the
-encoder and the cross-attention mask padded frames, but, as in the reference, the convolutions read the
-padded frames' activations, which moves a shorter utterance's last encoder frames (up to 1.2 on the
-embedded model), so a hypothesis can differ in a word from ``s2t-live transcribe``, which encodes each
-piece unpadded (the 6 held-out clips: 45.0 % here, 48.3 % there, two words apart). References and
+Each utterance is encoded on its own, as ``s2t-live transcribe`` encodes each piece (padding would move a
+shorter utterance's last encoder frames, up to 1.2 on the embedded model, since the convolutions read
+padded frames as in the reference), and the decoder runs on batches of similar length. References and
 hypotheses are compared after
 ``normalize_text`` (case folded, punctuation other than apostrophes removed), with jiwer.
 """
@@ -22,7 +20,7 @@ from typing import Any, Sequence
 
 import torch
 
-from ..audio import SAMPLE_RATE, load_audio
+from ..audio import load_audio
 from ..errors import S2TError
 from .data import Utterance, read_manifest
 
@@ -102,16 +100,16 @@ def length_batches(utterances: Sequence[Utterance], max_frames: int) -> list[lis
 def transcribe_utterances(model: Any, processor: Any, utterances: Sequence[Utterance], max_frames: int = 20000,
                           **options: Any) -> list[str]:
     """Hypotheses for ``utterances``, in their order, decoded by ``model.generate(**options)`` (options
-    left out or None: the model's generation defaults)."""
+    left out or None: the model's generation defaults); each utterance is encoded unpadded, the decoder
+    runs on batches of up to ``max_frames`` padded frames."""
+    from ..transcribe import encode_each
+
     was_training = model.training
     model.eval()
     texts = [""] * len(utterances)
     for indices in length_batches(utterances, max_frames):
-        waves = [load_audio(utterances[i].audio) for i in indices]
-        inputs = processor.feature_extractor(waves, sampling_rate=SAMPLE_RATE, padding=True, return_tensors="pt",
-                                             return_attention_mask=True)
-        ids = model.generate(inputs["input_features"].to(model.device),
-                             attention_mask=inputs["attention_mask"].to(model.device), **options)
+        hidden, mask = encode_each(model, processor, [load_audio(utterances[i].audio) for i in indices])
+        ids = model.generate(encoder_outputs=(hidden,), attention_mask=mask, **options)
         for i, text in zip(indices, processor.batch_decode(ids, skip_special_tokens=True)):
             texts[i] = text
     model.train(was_training)

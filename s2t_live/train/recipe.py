@@ -61,6 +61,9 @@ class DataConfig:
     # update against 0.30 in float32 (unrounded bfloat16 was no faster than float32).
     pad_frames: int = 1
     pad_tokens: int = 1
+    # Vocal tract length perturbation: each utterance's frequency axis scaled by a factor from
+    # [1 - vtlp, 1 + vtlp], drawn anew every epoch (0: off).
+    vtlp: float = 0.0
     # Ship a lexicon (lexicon.txt) with the model: every word of the training transcripts and of the
     # corpus folder's extra_text.txt (its unspoken training-side sentences), when there is one.
     lexicon: bool = False
@@ -323,7 +326,7 @@ def make_dataset(cfg: TrainConfig, tokenizer: Speech2TextTokenizer, utterances: 
         raise ConfigError("every training utterance is longer than data.max_utterance_frames/tokens")
     return SpeechDataset(kept, kept_ids, Speech2TextFeatureExtractor(), cfg.specaugment, cfg.seed,
                          cache_features=cfg.data.cache_features, pad_frames=cfg.data.pad_frames,
-                         pad_tokens=cfg.data.pad_tokens), dropped
+                         pad_tokens=cfg.data.pad_tokens, vtlp=cfg.data.vtlp), dropped
 
 
 def clear_run(out: Path) -> None:
