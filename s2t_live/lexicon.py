@@ -195,7 +195,8 @@ class Lexicon:
     def _lookahead_row(self, word: str) -> Tensor:
         """(V,) LM look-ahead of every next token after the partial ``word`` (unweighted): how the best
         unigram of the words it can still become changes, so that a word's LM score is paid as it is
-        spelled (and completed to its n-gram score when it ends); 0 once the word left the LM's words."""
+        spelled (and completed to its n-gram score when it ends). A word that leaves every listed and LM
+        word pays -ln(vocabulary) for each piece it spells from then on, as a uniform spelling model would."""
         key = ("\0lm", word)
         row = self._rows.get(key)
         if row is not None:
