@@ -63,9 +63,10 @@ def joint_scorer(model: Any, gc: Any, encoder_hidden: Tensor, encoder_mask: Tens
 
 class JointScorer:
     """What decoding adds to the attention decoder's log-probabilities: the CTC prefix scores (``ctc``,
-    which also restricts each row to its candidates) and then the lexicon's costs and word LM scores. Greedy and beam search
-    call it with the rows so far and their log-probabilities, then tell it which rows go on with which
-    token (``advance``) and which rows are kept (``select``); only the CTC part has state."""
+    which also restricts each row to its candidates), then the lexicon's costs and the word LM's scores.
+    Greedy and beam search call it with the rows so far and their log-probabilities, then tell it which
+    rows go on with which token (``advance``) and which rows are kept (``select``); only the CTC part has
+    state."""
 
     def __init__(self, ctc: "CTCPrefixScorer | None", lexicon: Any = None, penalty: float = 0.0,
                  lm_weight: float = 0.0, word_bonus: float = 0.0, eos: Any = ()):

@@ -115,6 +115,10 @@ def test_recipe_errors_are_one_line_config_errors(tmp_path):
         load_config(None, ["data.train=x.tsv", "optim.ctc_only_steps=5"])
     with pytest.raises(ConfigError, match="detached_decoder_steps.*ctc_weight"):
         load_config(None, ["data.train=x.tsv", "optim.detached_decoder_steps=5"])
+    with pytest.raises(ConfigError, match="lm.min_count >= 1"):
+        load_config(None, ["data.train=x.tsv", "lm.order=3", "lm.min_count=0"])
+    with pytest.raises(ConfigError, match="data.vtlp .* not 1.5"):
+        load_config(None, ["data.train=x.tsv", "data.vtlp=1.5"])
 
 
 def test_recipe_formats_agree(tmp_path):

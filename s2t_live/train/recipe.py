@@ -254,6 +254,8 @@ def check_config(cfg: TrainConfig) -> None:
                           "they need optim.ctc_weight > 0")
     if cfg.lm.order < 0 or cfg.lm.vocab_size < 0 or cfg.lm.min_count < 1:
         raise ConfigError("lm.order and lm.vocab_size must be >= 0 and lm.min_count >= 1")
+    if not 0.0 <= cfg.data.vtlp < 1.0:
+        raise ConfigError(f"data.vtlp is the largest warp, from 0 (off) to below 1, not {cfg.data.vtlp}")
     if not cfg.init_from:
         try:
             Speech2TextConfig(**cfg.model)
@@ -387,7 +389,8 @@ def run_training(cfg: TrainConfig, resume: bool) -> Path:
     trainer.run(Progress(dist.is_main, cfg, out / "log.jsonl"))
     texts = lexicon_texts(cfg, rows) if cfg.data.lexicon or cfg.lm.order else []
     words = {word for text in texts for word in text.split()} if cfg.data.lexicon else set()
-    folder = finish(cfg, trainer, out, tokenizer_dir=out / "tokenizer", words=words, lm=word_lm(cfg, texts))
+    lm = word_lm(cfg, texts) if dist.is_main else None  # only rank 0 writes the model
+    folder = finish(cfg, trainer, out, tokenizer_dir=out / "tokenizer", words=words, lm=lm)
     if dist.world_size > 1:
         torch.distributed.destroy_process_group()
     return folder
