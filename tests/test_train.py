@@ -362,6 +362,15 @@ def test_ctc_only_updates_leave_the_decoder_untouched(corpus, tmp_path):
     assert not all(torch.equal(steps[1][k], steps[2][k]) for k in decoder)  # update 3: the decoder joins
 
 
+def test_guided_attention_can_stop_after_its_first_updates(corpus, tmp_path):
+    torch.set_num_threads(1)
+    train(tiny_config(corpus, tmp_path, "max_steps=4", "optim.guided_attention_steps=2"), resume=False)
+    log = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    records = [r for r in log if "loss" in r]
+    assert [r["step"] for r in records] == [1, 2, 3, 4]
+    assert ["align" in r for r in records] == [True, True, False, False]
+
+
 def test_detached_decoder_updates_train_the_encoder_on_ctc_alone(corpus, tmp_path):
     """While the decoder is detached, the encoder's first update is that of CTC alone (Adam's first step is
     scale-free once its epsilon is negligible, so the CTC weight does not show), and the decoder trains too."""

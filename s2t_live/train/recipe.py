@@ -105,6 +105,10 @@ class OptimConfig:
     detached_decoder_steps: int = 0  # first updates: the encoder learns from CTC alone, the decoder on its output
     guided_attention: float = 0.0  # weight of the cost of cross-attention away from the CTC alignment, per token
     guided_attention_sigma: float = 2.0  # width of the allowed band around it, in encoder frames
+    # Guide only the first N updates (0: all). Once the alignment is learnt the cost buys little: from the
+    # embedded stage 1's update 5,000, 500 updates without it ran 10 % faster (0.226 vs 0.251 s) with the
+    # same losses (NLL 3.276 vs 3.277, CTC 2.834 vs 2.849) and dev WER (62.4 vs 62.7 % greedy).
+    guided_attention_steps: int = 0
 
 
 @dataclass

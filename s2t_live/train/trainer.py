@@ -308,7 +308,8 @@ class Trainer:
 
     def forward_loss(self, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
         """Summed training loss of a batch, teacher-forced: label-smoothed cross-entropy, mixed with CTC at
-        ``optim.ctc_weight``, plus the guided-attention cost at ``optim.guided_attention``; for the first
+        ``optim.ctc_weight``, plus the guided-attention cost at ``optim.guided_attention`` (for the first
+        ``optim.guided_attention_steps`` updates, when that is set); for the first
         ``optim.ctc_only_steps`` updates the CTC loss alone, and for the first ``optim.detached_decoder_steps``
         the encoder learns from CTC alone while the decoder learns on its detached output. Also its parts,
         summed and detached: ``nll``, ``ctc`` and ``align``, those that were computed."""
@@ -329,7 +330,9 @@ class Trainer:
             ctc = ctc_loss(ctc_logits, frames, batch.labels, config.pad_token_id, config.eos_token_id)
             loss = (1 - opt.ctc_weight) * loss + opt.ctc_weight * ctc
             parts["ctc"] = ctc.detach()
-        if opt.guided_attention > 0:
+        guided = opt.guided_attention > 0 and (opt.guided_attention_steps <= 0
+                                               or self.pos.step < opt.guided_attention_steps)
+        if guided:
             centres, widths = attention_targets(batch.labels, frames, ctc_logits, config.pad_token_id,
                                                 config.eos_token_id, opt.guided_attention_sigma)
             align = guided_attention_loss(self.module.queries, self.module.keys, frames, batch.labels,
