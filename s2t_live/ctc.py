@@ -57,8 +57,8 @@ def joint_scorer(model: Any, gc: Any, encoder_hidden: Tensor, encoder_mask: Tens
                                         prompt.size(0) // encoder_hidden.size(0))
         if prompt.size(1) > 1:
             ctc.feed(prompt[:, 1:])
-    eos = gc.eos_ids() if hasattr(gc, "eos_ids") else [model.config.eos_token_id]
-    return JointScorer(ctc, lexicon, penalty, lm_weight, float(getattr(gc, "word_bonus", None) or 0.0), eos)
+    bonus = float(getattr(gc, "word_bonus", None) or 0.0)
+    return JointScorer(ctc, lexicon, penalty, lm_weight, bonus, gc.eos_ids())
 
 
 class JointScorer:

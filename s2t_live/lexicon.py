@@ -9,8 +9,10 @@ the beginning of any listed word, or, for a word that is a proper prefix of list
 token that ends it. Out-of-list words stay possible (names, rare words), only dearer.
 
 With a word language model as well (``s2t_live.ngram``, the folder's ``lm.arpa``) and ``lm_weight`` W > 0,
-the token that ends a word also adds W * ln p(word | the words before it) + ``word_bonus``, and the end
-token W * ln p(</s> | ...): shallow fusion at word boundaries. The LM's words serve as the list when the
+each word adds W * ln p(word | the words before it) + ``word_bonus``, and the end token W * ln p(</s> | ...):
+shallow fusion. The word's share is paid piece by piece as it is spelled (a unigram look-ahead, which the
+token that ends the word completes to the n-gram score), and a word outside every listed and LM word pays
+``<unk>`` and -ln(vocabulary) for each of its pieces. The LM's words serve as the list when the
 folder has no ``lexicon.txt``.
 
 Word boundaries come from the sentencepiece convention: a piece starting with "▁" begins a word, and any
@@ -28,7 +30,7 @@ import torch
 from torch import Tensor
 
 from .errors import ModelError
-from .ngram import BOS, EOS, NGramLM
+from .ngram import BOS, EOS, LM_FILES, NGramLM
 from .tokenizer import VOCAB_FILES_NAMES, load_vocab
 
 LEXICON_FILE = "lexicon.txt"
@@ -99,7 +101,7 @@ class Lexicon:
     def save(self, folder: str | Path) -> None:
         write_words(folder, self.words)
         if self.lm is not None:
-            self.lm.write_arpa(Path(folder) / "lm.arpa.gz")
+            self.lm.write_arpa(Path(folder) / LM_FILES[1])
 
     def split(self, ids: Sequence[int]) -> tuple[list[str], str]:
         """The finished words of ``ids`` since the last special token, and the word being spelled."""
@@ -128,10 +130,9 @@ class Lexicon:
                 break
         return "".join(reversed(parts))
 
-    def _row(self, word: str, penalty: float, per_piece: bool = False) -> Tensor:
-        """(V,) costs (0 or -penalty) of every next token after the partial ``word``; ``per_piece``: a
-        word out of the list pays again for every further piece."""
-        key = (word, penalty, per_piece)
+    def _row(self, word: str, penalty: float) -> Tensor:
+        """(V,) costs (0 or -penalty) of every next token after the partial ``word``."""
+        key = (word, penalty)
         row = self._rows.get(key)
         if row is not None:
             return row
@@ -144,8 +145,6 @@ class Lexicon:
         if listed_so_far:
             missing = [i for i in self._continue_ids if word + self.text[i] not in self.prefixes]
             row[missing] = -penalty
-        elif per_piece:
-            row[self._continue_ids] = -penalty
         if len(self._rows) > 50_000:
             self._rows.clear()
         self._rows[key] = row

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gzip
 import math
+from collections import Counter
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -149,8 +150,9 @@ def parse_arpa(lines: Iterable[str]) -> dict[tuple[str, ...], tuple[float, float
             raise ValueError(f"line {number}: unexpected {line[:60]!r}")
     if not declared or not probs:
         raise ValueError("no \\data\\ section or no n-grams")
+    found_by_order = Counter(len(g) for g in probs)
     for n, count in declared.items():
-        found = sum(1 for g in probs if len(g) == n)
+        found = found_by_order[n]
         if found != count:
             raise ValueError(f"\\data\\ declares {count} {n}-grams, the file has {found}")
     return probs

@@ -6,7 +6,7 @@ write it as ARPA, for ``lm_weight`` decoding (``s2t_live.ngram``).
 Lower orders count continuations (how many different words precede an n-gram) rather than occurrences,
 except after ``<s>``; each order has three discounts, from its counts of counts. n-grams of two words and
 more seen fewer than ``min_count`` times are left out of the file (their probability then backs off), which
-keeps it small; the back-off weights are those of the full model.
+keeps it small; each listed context's back-off weight is then set so that its probabilities sum to one.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from ..ngram import BOS, EOS, UNK, NGramLM
+from ..ngram import BOS, EOS, LN10, UNK, NGramLM
 from .evaluate import normalize_text
 
 Gram = tuple[str, ...]
@@ -48,7 +48,7 @@ def kneser_ney(sentences: Iterable[Sequence[str]], order: int = 3, min_count: in
     for words in sentences:
         padded = [BOS, *words, EOS]
         for n in range(1, order + 1):
-            for i in range(max(0, 1 if n == 1 else 0), len(padded) - n + 1):
+            for i in range(1 if n == 1 else 0, len(padded) - n + 1):  # <s> is no unigram
                 raw[n][tuple(padded[i:i + n])] += 1
     # Adjusted counts: the highest order and n-grams starting with <s> keep their counts, the others
     # count the distinct words before them.
@@ -77,9 +77,8 @@ def kneser_ney(sentences: Iterable[Sequence[str]], order: int = 3, min_count: in
                 continue
             h = gram[:-1]
             p = (c - d[min(c, 3) - 1]) / totals[h][0]
-            lower = probs.get(gram[1:]) if n > 1 else 1.0 / len(vocab)
-            if lower is None:  # a pruned lower order: its back-off estimate
-                lower = backoff_prob(probs, backoffs, gram[1:], len(vocab))
+            # A kept n-gram's suffix is kept too: it was seen at least as often.
+            lower = probs[gram[1:]] if n > 1 else 1.0 / len(vocab)
             probs[gram] = p + gamma[h] * lower
         for h, g in gamma.items():
             if h:
@@ -104,7 +103,7 @@ def kneser_ney(sentences: Iterable[Sequence[str]], order: int = 3, min_count: in
     table = {}
     for gram, p in probs.items():
         b = backoffs.get(gram, 1.0) if len(gram) < order and gram in children else 1.0
-        table[gram] = (math.log(p) if p > 0 else -99.0 * math.log(10.0), math.log(b))
+        table[gram] = (math.log(p) if p > 0 else -99.0 * LN10, math.log(b))
     return NGramLM(table)
 
 
@@ -119,14 +118,13 @@ def backoff_prob(probs: dict[Gram, float], backoffs: dict[Gram, float], gram: Gr
     return weight / vocab
 
 
+def to_sentences(texts: Iterable[str]) -> list[list[str]]:
+    """The words of each non-empty text, normalised as WER scoring normalises them."""
+    return [words for words in (normalize_text(t).split() for t in texts) if words]
+
+
 def read_sentences(paths: Sequence[Path]) -> list[list[str]]:
-    out = []
-    for path in paths:
-        for line in Path(path).read_text(encoding="utf-8").splitlines():
-            words = normalize_text(line).split()
-            if words:
-                out.append(words)
-    return out
+    return to_sentences(line for path in paths for line in Path(path).read_text(encoding="utf-8").splitlines())
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -414,11 +414,9 @@ def word_lm(cfg: TrainConfig, texts: Sequence[str]) -> Any:
     """The ``[lm]`` model of ``texts`` (``s2t_live.ngram.NGramLM``), or None when ``lm.order`` is 0."""
     if not cfg.lm.order:
         return None
-    from .evaluate import normalize_text
-    from .lm import kneser_ney
+    from .lm import kneser_ney, to_sentences
 
-    sentences = [words for words in (normalize_text(t).split() for t in texts) if words]
-    return kneser_ney(sentences, cfg.lm.order, cfg.lm.min_count, cfg.lm.vocab_size)
+    return kneser_ney(to_sentences(texts), cfg.lm.order, cfg.lm.min_count, cfg.lm.vocab_size)
 
 
 def finish(cfg: TrainConfig, trainer: Trainer, out: Path, tokenizer_dir: Path, words: Iterable[str] = (),
