@@ -119,6 +119,8 @@ def test_recipe_errors_are_one_line_config_errors(tmp_path):
         load_config(None, ["data.train=x.tsv", "lm.order=3", "lm.min_count=0"])
     with pytest.raises(ConfigError, match="data.vtlp .* not 1.5"):
         load_config(None, ["data.train=x.tsv", "data.vtlp=1.5"])
+    with pytest.raises(ConfigError, match="inter_ctc_layer.*inter_ctc_weight between 0 and 1"):
+        load_config(None, ["data.train=x.tsv", "optim.ctc_weight=0.3", "optim.inter_ctc_layer=2"])
 
 
 def test_recipe_formats_agree(tmp_path):
@@ -369,6 +371,24 @@ def test_guided_attention_can_stop_after_its_first_updates(corpus, tmp_path):
     records = [r for r in log if "loss" in r]
     assert [r["step"] for r in records] == [1, 2, 3, 4]
     assert ["align" in r for r in records] == [True, True, False, False]
+
+
+def test_intermediate_ctc_mixes_the_ctc_loss_of_an_inner_encoder_layer(corpus, tmp_path):
+    torch.set_num_threads(1)
+    cfg = tiny_config(corpus, tmp_path, "max_steps=3", "optim.ctc_only_steps=2", "optim.inter_ctc_layer=1",
+                      "optim.inter_ctc_weight=0.25")
+    cfg.model["encoder_layers"] = 2
+    train(cfg, resume=False)
+    log = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    records = [r for r in log if "loss" in r]
+    assert [r["step"] for r in records] == [1, 2, 3] and all("inter_ctc" in r for r in records)
+    for r in records[:2]:  # CTC alone: the loss is the mix, per token
+        assert r["loss"] == pytest.approx(0.75 * r["ctc"] + 0.25 * r["inter_ctc"], rel=1e-4)
+    assert records[0]["inter_ctc"] != pytest.approx(records[0]["ctc"], rel=1e-3)
+    assert len(Speech2TextForConditionalGeneration.from_pretrained(tmp_path / "model").model.encoder.layers) == 2
+    cfg = tiny_config(corpus, tmp_path / "again", "max_steps=1", "optim.inter_ctc_layer=1", "optim.inter_ctc_weight=0.25")
+    with pytest.raises(S2TError, match="inter_ctc_layer must be an encoder layer from 1 to 0"):
+        train(cfg, resume=False)  # the tiny model has one encoder layer: nothing below the last
 
 
 def test_detached_decoder_updates_train_the_encoder_on_ctc_alone(corpus, tmp_path):

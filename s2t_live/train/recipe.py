@@ -109,6 +109,11 @@ class OptimConfig:
     # embedded stage 1's update 5,000, 500 updates without it ran 10 % faster (0.226 vs 0.251 s) with the
     # same losses (NLL 3.276 vs 3.277, CTC 2.834 vs 2.849) and dev WER (62.4 vs 62.7 % greedy).
     guided_attention_steps: int = 0
+    # Intermediate CTC (Lee & Watanabe, 2021): the CTC head, after the encoder's final layer norm, also reads
+    # the output of encoder layer N (1-based; 0: off), and the CTC loss becomes
+    # (1 - inter_ctc_weight) * final + inter_ctc_weight * intermediate. Training only: no new weights.
+    inter_ctc_layer: int = 0
+    inter_ctc_weight: float = 0.0
 
 
 @dataclass
@@ -256,6 +261,10 @@ def check_config(cfg: TrainConfig) -> None:
     if (cfg.optim.ctc_only_steps > 0 or cfg.optim.detached_decoder_steps > 0) and cfg.optim.ctc_weight <= 0:
         raise ConfigError("optim.ctc_only_steps and optim.detached_decoder_steps train the encoder on CTC alone: "
                           "they need optim.ctc_weight > 0")
+    inter = cfg.optim.inter_ctc_layer
+    if inter < 0 or inter and not (cfg.optim.ctc_weight > 0 and 0 < cfg.optim.inter_ctc_weight < 1):
+        raise ConfigError("optim.inter_ctc_layer (an encoder layer, from 1; 0: off) needs optim.ctc_weight > 0 "
+                          "and optim.inter_ctc_weight between 0 and 1")
     if cfg.lm.order < 0 or cfg.lm.vocab_size < 0 or cfg.lm.min_count < 1:
         raise ConfigError("lm.order and lm.vocab_size must be >= 0 and lm.min_count >= 1")
     if not 0.0 <= cfg.data.vtlp < 1.0:

@@ -192,9 +192,11 @@ class TrainingModule(torch.nn.Module):
     the vocabulary, added to the model when it has none; it is saved with the model and used by joint
     CTC/attention decoding). One module, so that DDP synchronises both. With ``probe``, the
     cross-attention queries and keys of every decoder layer are kept from each forward pass (for the
-    guided-attention loss) through hooks on their projections, so the model itself is untouched."""
+    guided-attention loss) through hooks on their projections, so the model itself is untouched. With
+    ``inter_layer`` (1-based), the output of that encoder layer is kept the same way, and ``inter_logits``
+    holds the CTC head's reading of it (after the encoder's final layer norm) from the last forward pass."""
 
-    def __init__(self, model: torch.nn.Module, ctc: bool, probe: bool = False):
+    def __init__(self, model: torch.nn.Module, ctc: bool, probe: bool = False, inter_layer: int = 0):
         super().__init__()
         self.model = model
         if ctc and getattr(model, "ctc_head", None) is None:
@@ -203,6 +205,14 @@ class TrainingModule(torch.nn.Module):
         self.ctc = model.ctc_head if ctc else None
         self.queries: list[Tensor] = []
         self.keys: list[Tensor] = []
+        self.inter: list[Tensor] = []
+        self.inter_logits: Tensor | None = None
+        layers = model.model.encoder.layers
+        if inter_layer:
+            if not ctc or not 0 < inter_layer < len(layers):
+                raise S2TError(f"optim.inter_ctc_layer must be an encoder layer from 1 to {len(layers) - 1} "
+                                  f"(the model has {len(layers)}), with the CTC loss on")
+            layers[inter_layer - 1].register_forward_hook(self.keep(self.inter))
         if probe:
             for layer in model.model.decoder.layers:
                 layer.encoder_attn.q_proj.register_forward_hook(self.keep(self.queries))
@@ -221,7 +231,10 @@ class TrainingModule(torch.nn.Module):
         encoder output, so its loss trains the decoder alone."""
         self.queries.clear()
         self.keys.clear()
-        encoded = self.model.model.encoder(input_features, attention_mask).last_hidden_state
+        self.inter.clear()
+        encoder = self.model.model.encoder
+        encoded = encoder(input_features, attention_mask).last_hidden_state
+        self.inter_logits = self.ctc(encoder.layer_norm(self.inter[-1])) if self.inter else None
         logits = None
         if decoder_input_ids is not None:
             memory = encoded.detach() if detach_decoder else encoded
@@ -261,7 +274,8 @@ class Trainer:
         self.cfg, self.dataset, self.dist, self.device = cfg, dataset, dist, device
         self.processor, self.dev = processor, dev
         self.model = model.to(device)
-        self.module = TrainingModule(self.model, cfg.optim.ctc_weight > 0, cfg.optim.guided_attention > 0).to(device)
+        self.module = TrainingModule(self.model, cfg.optim.ctc_weight > 0, cfg.optim.guided_attention > 0,
+                                     cfg.optim.inter_ctc_layer).to(device)
         self.net: torch.nn.Module = self.module
         if dist.world_size > 1:
             layerdrop = model.config.encoder_layerdrop > 0 or model.config.decoder_layerdrop > 0
@@ -322,14 +336,14 @@ class Trainer:
         with torch.autocast(self.device.type, dtype=torch.bfloat16) if self.cfg.amp else nullcontext():
             logits, ctc_logits = self.net(batch.input_features, batch.attention_mask, decoder_input_ids, detach)
         if logits is None:
-            ctc = ctc_loss(ctc_logits, frames, batch.labels, config.pad_token_id, config.eos_token_id)
-            return ctc, {"ctc": ctc.detach()}
+            ctc, parts = self.mixed_ctc_loss(ctc_logits, frames, batch)
+            return ctc, parts
         loss, nll = label_smoothed_loss(logits, batch.labels, opt.label_smoothing)
         parts = {"nll": nll.detach()}
         if ctc_logits is not None:
-            ctc = ctc_loss(ctc_logits, frames, batch.labels, config.pad_token_id, config.eos_token_id)
+            ctc, ctc_parts = self.mixed_ctc_loss(ctc_logits, frames, batch)
             loss = (1 - opt.ctc_weight) * loss + opt.ctc_weight * ctc
-            parts["ctc"] = ctc.detach()
+            parts.update(ctc_parts)
         guided = opt.guided_attention > 0 and (opt.guided_attention_steps <= 0
                                                or self.pos.step < opt.guided_attention_steps)
         if guided:
@@ -340,6 +354,20 @@ class Trainer:
             loss = loss + opt.guided_attention * align
             parts["align"] = align.detach()
         return loss, parts
+
+    def mixed_ctc_loss(self, logits: Tensor, frames: Tensor, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
+        """The CTC loss of the encoder output, mixed with that of the intermediate layer when
+        ``optim.inter_ctc_layer`` is set; its parts ``ctc`` (the final layer's) and ``inter_ctc``."""
+        pad, eos = self.model.config.pad_token_id, self.model.config.eos_token_id
+        ctc = ctc_loss(logits, frames, batch.labels, pad, eos)
+        parts = {"ctc": ctc.detach()}
+        inter = self.module.inter_logits
+        if inter is not None:
+            inter_ctc = ctc_loss(inter, frames, batch.labels, pad, eos)
+            parts["inter_ctc"] = inter_ctc.detach()
+            w = self.cfg.optim.inter_ctc_weight
+            ctc = (1 - w) * ctc + w * inter_ctc
+        return ctc, parts
 
     def train_step(self, groups: list[list[int]]) -> dict[str, float]:
         """One optimizer update over ``groups`` (micro-batches of utterance indices). Returns the loss and
@@ -475,7 +503,7 @@ def format_seconds(seconds: float) -> str:
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
-LOSS_PARTS = ("loss", "nll", "ctc", "align")
+LOSS_PARTS = ("loss", "nll", "ctc", "inter_ctc", "align")
 
 
 class Progress:
