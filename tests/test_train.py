@@ -563,6 +563,10 @@ def test_word_error_rate_per_speaker_is_scored_over_each_speakers_words():
     # s1: 1 edit in 5 words; s2: 2 deletions in 4; "": 1 deletion in 1. Worst first.
     assert [(r[0], round(r[1], 3), r[2], r[3]) for r in rows] == [("", 1.0, 1, 1), ("s2", 0.5, 1, 4),
                                                                   ("s1", 0.2, 2, 5)]
+    result.speakers = ["espeak:en+m1", "espeak:en+f2", "espeak:en", "flite:slt"]
+    rows = result.by_speaker(voices=True)  # variants of a voice together: 3 edits in 9 words
+    assert [(r[0], round(r[1], 3), r[2], r[3]) for r in rows] == [("flite:slt", 1.0, 1, 1),
+                                                                  ("espeak:en", 0.333, 3, 9)]
 
 
 def test_cli_parsers_set_their_functions():

@@ -1,6 +1,6 @@
 """Word error rate of a model on a manifest, decoded by the engine.
 
-    python -m s2t_live.train.evaluate --model DIR --manifest TSV [--num-beams N] [--limit N] [--by-speaker]
+    python -m s2t_live.train.evaluate --model DIR --manifest TSV [--num-beams N] [--limit N] [--by-speaker] [--by-voice]
 
 Each utterance is encoded on its own, as ``s2t-live transcribe`` encodes each piece (padding would move a
 shorter utterance's last encoder frames, up to 1.2 on the embedded model, since the convolutions read
@@ -41,12 +41,13 @@ class EvalResult:
         return (f"WER {100 * self.wer:.2f}% on {self.num_utterances} utterances ({self.num_words} words, "
                 f"{self.seconds:.1f} s)")
 
-    def by_speaker(self) -> list[tuple[str, float, int, int]]:
+    def by_speaker(self, voices: bool = False) -> list[tuple[str, float, int, int]]:
         """(speaker, WER, utterances, reference words) per distinct ``speaker``, worst first; utterances
-        without a speaker count as "" ."""
+        without a speaker count as "" . With ``voices``, speakers that differ only in a variant suffix
+        (espeak-ng's ``voice+variant``) are one group."""
         groups: dict[str, list[int]] = {}
         for i, speaker in enumerate(self.speakers or [""] * len(self.references)):
-            groups.setdefault(speaker, []).append(i)
+            groups.setdefault(speaker.split("+")[0] if voices else speaker, []).append(i)
         rows = []
         for speaker, indices in groups.items():
             refs = [self.references[i] for i in indices]
@@ -159,6 +160,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--show", type=int, default=0, metavar="N", help="also print N wrong hypotheses")
     parser.add_argument("--by-speaker", action="store_true",
                         help="also print the WER of each speaker (the manifest's speaker column)")
+    parser.add_argument("--by-voice", action="store_true",
+                        help="also print the WER of each voice: speakers that differ only in a variant "
+                             "(espeak-ng's voice+variant) together")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -172,8 +176,10 @@ def run(args: argparse.Namespace) -> int:
         if shown < args.show and normalize_text(ref) != normalize_text(hyp):
             print(f"REF: {ref}\nHYP: {hyp}\n")
             shown += 1
-    if args.by_speaker:
-        rows = [(speaker or "(no speaker)", *rest) for speaker, *rest in result.by_speaker()]
+    for wanted, voices in ((args.by_speaker, False), (args.by_voice, True)):
+        if not wanted:
+            continue
+        rows = [(speaker or "(no speaker)", *rest) for speaker, *rest in result.by_speaker(voices)]
         width = max(len(row[0]) for row in rows)
         for speaker, wer, utterances, words in rows:
             print(f"{speaker:{width}s}  WER {100 * wer:6.2f}%  {utterances} utterances, {words} words")
