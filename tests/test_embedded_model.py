@@ -16,10 +16,10 @@ from s2t_live.ngram import NGramLM
 from s2t_live.train.data import read_manifest
 
 HELDOUT = Path(__file__).parent / "data" / "heldout"
-# Through `transcribe` and `evaluate` alike, these six clips (60 words) score 48.3 % with the shipped model
-# (61.7 % with the model before it, 78.3 % and 71.7 % with the two before that, which had no CTC head): a
-# regression bound, not the target of issue 8.
-MAX_HELDOUT_WER = 0.55
+# Through `transcribe` and `evaluate` alike, these six clips (60 words) score 43.3 % with the shipped model
+# (48.3 % and 61.7 % with the two models before it, 78.3 % and 71.7 % with the two before those, which had
+# no CTC head): a regression bound, not the target of issue 8.
+MAX_HELDOUT_WER = 0.50
 
 
 def test_embedded_model_is_the_default_and_fits_the_budget(monkeypatch):
