@@ -211,7 +211,7 @@ class TrainingModule(torch.nn.Module):
         if inter_layer:
             if not ctc or not 0 < inter_layer < len(layers):
                 raise S2TError(f"optim.inter_ctc_layer must be an encoder layer from 1 to {len(layers) - 1} "
-                                  f"(the model has {len(layers)}), with the CTC loss on")
+                               f"(the model has {len(layers)}), with the CTC loss on")
             layers[inter_layer - 1].register_forward_hook(self.keep(self.inter))
         if probe:
             for layer in model.model.decoder.layers:
@@ -326,7 +326,7 @@ class Trainer:
         ``optim.guided_attention_steps`` updates, when that is set); for the first
         ``optim.ctc_only_steps`` updates the CTC loss alone, and for the first ``optim.detached_decoder_steps``
         the encoder learns from CTC alone while the decoder learns on its detached output. Also its parts,
-        summed and detached: ``nll``, ``ctc`` and ``align``, those that were computed."""
+        summed and detached: ``nll``, ``ctc``, ``inter_ctc`` and ``align``, those that were computed."""
         config, opt = self.model.config, self.cfg.optim
         frames = subsampled_lengths(batch.attention_mask.sum(-1), config.num_conv_layers)
         ctc_only = self.pos.step < opt.ctc_only_steps  # the encoder learns to listen before the decoder joins
@@ -336,8 +336,7 @@ class Trainer:
         with torch.autocast(self.device.type, dtype=torch.bfloat16) if self.cfg.amp else nullcontext():
             logits, ctc_logits = self.net(batch.input_features, batch.attention_mask, decoder_input_ids, detach)
         if logits is None:
-            ctc, parts = self.mixed_ctc_loss(ctc_logits, frames, batch)
-            return ctc, parts
+            return self.mixed_ctc_loss(ctc_logits, frames, batch)
         loss, nll = label_smoothed_loss(logits, batch.labels, opt.label_smoothing)
         parts = {"nll": nll.detach()}
         if ctc_logits is not None:
