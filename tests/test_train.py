@@ -25,7 +25,8 @@ from s2t_live.train import average
 from s2t_live.train.data import (SpecAugmentConfig, SpeechDataset, bucket_batches, draw_masks, read_manifest,
                                  shard, spec_augment, vtlp)
 from s2t_live.train.recipe import ConfigError, load_config, train
-from s2t_live.train.trainer import attention_targets, guided_attention_loss, label_smoothed_loss
+from s2t_live.train.trainer import (attention_targets, guided_attention_loss, inverse_sqrt, label_smoothed_loss,
+                                   tri_stage)
 
 SENTENCES = ["the cat sat on the mat", "a dog ran in the park", "she sells sea shells", "open the door please",
              "it is cold today", "we like green tea", "turn on the light", "the sun is bright"]
@@ -121,6 +122,12 @@ def test_recipe_errors_are_one_line_config_errors(tmp_path):
         load_config(None, ["data.train=x.tsv", "data.vtlp=1.5"])
     with pytest.raises(ConfigError, match="inter_ctc_layer.*inter_ctc_weight between 0 and 1"):
         load_config(None, ["data.train=x.tsv", "optim.ctc_weight=0.3", "optim.inter_ctc_layer=2"])
+    with pytest.raises(ConfigError, match="phoneme_ctc_layer.*phoneme_ctc_weight > 0"):
+        load_config(None, ["data.train=x.tsv", "optim.phoneme_ctc_layer=2"])
+    with pytest.raises(ConfigError, match="optim.schedule is one of inverse_sqrt, tri_stage, not 'cosine'"):
+        load_config(None, ["data.train=x.tsv", "optim.schedule='cosine'"])
+    with pytest.raises(ConfigError, match="tri_stage.*decay_steps > 0"):
+        load_config(None, ["data.train=x.tsv", "optim.schedule='tri_stage'"])
 
 
 def test_recipe_formats_agree(tmp_path):
@@ -209,6 +216,16 @@ def test_specaugment_masks_stay_within_their_bounds():
         else:
             expected[:, m.start:m.start + m.width] = True
     assert torch.equal(y == 0, expected) and torch.equal(y[~expected], x[~expected])
+
+
+def test_learning_rate_schedules_warm_up_then_decay_as_configured():
+    sqrt = inverse_sqrt(100)
+    assert sqrt(0) == pytest.approx(0.01) and sqrt(99) == 1.0 and sqrt(399) == pytest.approx(0.5)
+    tri = tri_stage(100, 200, 1000, 0.01)
+    assert tri(49) == pytest.approx(0.5) and tri(99) == tri(299) == 1.0
+    assert tri(799) == pytest.approx(0.1) and tri(1299) == tri(5000) == pytest.approx(0.01)
+    factors = [tri(k) for k in range(300, 1300)]
+    assert all(a > b for a, b in zip(factors, factors[1:]))  # decays every update in the last stage
 
 
 def test_label_smoothed_loss_matches_a_hand_computation():
@@ -389,6 +406,49 @@ def test_intermediate_ctc_mixes_the_ctc_loss_of_an_inner_encoder_layer(corpus, t
     cfg = tiny_config(corpus, tmp_path / "again", "max_steps=1", "optim.inter_ctc_layer=1", "optim.inter_ctc_weight=0.25")
     with pytest.raises(S2TError, match="inter_ctc_layer must be an encoder layer from 1 to 0"):
         train(cfg, resume=False)  # the tiny model has one encoder layer: nothing below the last
+
+
+def test_espeak_phoneme_output_parses_into_symbols_without_stress():
+    from s2t_live.train.phonemes import inventory, parse
+
+    line = "h_'a_r_i@_t k_r_'aI_d 'E_m_@ 'aa_f_t_3_r- a# m_,oU"
+    assert parse(line) == ["h", "a", "r", "i@", "t", "k", "r", "aI", "d", "E", "m", "@", "aa", "f", "t", "3", "r-",
+                           "a#", "m", "oU"]
+    assert inventory([["t", "a"], ["b", "t"]]) == {"a": 1, "b": 2, "t": 3}  # 0 is the blank
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng")
+def test_phonemize_gives_one_phoneme_string_per_sentence():
+    from s2t_live.train.phonemes import phonemize
+
+    out = phonemize(["the cat sat", "a dog", "the cat"])
+    assert len(out) == 3 and out[0][:len(out[2])] == out[2] and out[0] != out[1]
+    assert "k" in out[0] and "d" in out[1] and not any("'" in s for p in out for s in p)
+
+
+def test_phoneme_ctc_trains_a_head_of_its_own_that_the_model_leaves_out(corpus, tmp_path, monkeypatch):
+    from s2t_live.loading import load_state_dict
+    from s2t_live.train import phonemes
+
+    # Letters stand in for espeak-ng's phonemes (the loop, not espeak-ng, is under test here).
+    monkeypatch.setattr(phonemes, "phonemize", lambda texts, voice: [list(t.replace(" ", "")) for t in texts])
+    torch.set_num_threads(1)
+    opts = ("optim.ctc_only_steps=1", "optim.phoneme_ctc_layer=1", "optim.phoneme_ctc_weight=0.5")
+    train(tiny_config(corpus, tmp_path / "a", "max_steps=2", *opts), resume=False)
+    train(tiny_config(corpus, tmp_path / "a", "max_steps=4", *opts), resume=True)
+    train(tiny_config(corpus, tmp_path / "b", "max_steps=4", *opts), resume=False)
+    log = [json.loads(line) for line in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]
+    records = [r for r in log if "loss" in r]
+    assert [r["step"] for r in records] == [1, 2, 3, 4] and all(r["phone_ctc"] > 0 for r in records)
+    assert records[0]["loss"] == pytest.approx(records[0]["ctc"] + 0.5 * records[0]["phone_ctc"], rel=1e-4)
+    table = (tmp_path / "a" / "phonemes.tsv").read_text().splitlines()
+    assert table[0] == "u0\t" + " ".join("thecatsatonthemat")
+    ckpts = [average.load_checkpoint(average.list_checkpoints(tmp_path / d)[-1]) for d in "ab"]
+    assert all(torch.equal(ckpts[0]["phone_head"][k], ckpts[1]["phone_head"][k]) for k in ckpts[1]["phone_head"])
+    assert all(torch.equal(ckpts[0]["model"][k], ckpts[1]["model"][k]) for k in ckpts[1]["model"])  # resumed = straight
+    assert not any("phone" in key for key in load_state_dict(tmp_path / "a" / "model"))
+    with pytest.raises(S2TError, match="phoneme_ctc_layer = 1"):
+        train(tiny_config(corpus, tmp_path / "a", "max_steps=6"), resume=True)
 
 
 def test_detached_decoder_updates_train_the_encoder_on_ctc_alone(corpus, tmp_path):

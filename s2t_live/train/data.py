@@ -192,12 +192,14 @@ def vtlp(features: Tensor, alpha: float, sample_rate: int = SAMPLE_RATE, low_hz:
 
 @dataclass
 class Batch:
-    """Padded model inputs: features (B, T, 80), attention_mask (B, T), labels (B, L) with -100 padding."""
+    """Padded model inputs: features (B, T, 80), attention_mask (B, T), labels (B, L) with -100 padding,
+    and, when the dataset has them, phoneme targets (B, P) with -100 padding."""
 
     input_features: Tensor
     attention_mask: Tensor
     labels: Tensor
     indices: list[int]
+    phones: Tensor | None = None
 
     @property
     def num_tokens(self) -> int:
@@ -205,7 +207,7 @@ class Batch:
 
     def to(self, device: torch.device | str) -> "Batch":
         return Batch(self.input_features.to(device), self.attention_mask.to(device), self.labels.to(device),
-                     self.indices)
+                     self.indices, None if self.phones is None else self.phones.to(device))
 
 
 def bucket_batches(frames: Sequence[int], tokens: Sequence[int], max_frames: int, max_tokens: int,
@@ -255,14 +257,17 @@ class SpeechDataset:
     [1 - vtlp, 1 + vtlp] (seeded by ``(seed, epoch, i)`` too): new vocal tracts for the few voices there are.
     ``pad_frames`` / ``pad_tokens`` round each batch's padded length up to a multiple, so that batch shapes
     repeat: oneDNN's bfloat16 kernels are built per shape. The padding is masked; it changes only the
-    longest utterance's last frames a little, as padding changes every shorter one's.
+    longest utterance's last frames a little, as padding changes every shorter one's. ``phone_ids``, when
+    given, are each utterance's phoneme ids (``phonemes.py``) from 1 to ``num_phones``, batched as
+    ``Batch.phones``.
     """
 
     def __init__(self, utterances: list[Utterance], token_ids: list[list[int]],
                  extractor: Speech2TextFeatureExtractor | None = None, specaugment: SpecAugmentConfig | None = None,
                  seed: int = 0, cache_features: bool = False, pad_frames: int = 1, pad_tokens: int = 1,
-                 vtlp: float = 0.0):
-        self.utterances, self.token_ids = utterances, token_ids
+                 vtlp: float = 0.0, phone_ids: list[list[int]] | None = None, num_phones: int = 0):
+        self.utterances, self.token_ids, self.phone_ids = utterances, token_ids, phone_ids
+        self.num_phones = num_phones
         self.extractor = extractor or Speech2TextFeatureExtractor()
         self.specaugment = specaugment if specaugment is not None and specaugment.enabled else None
         self.seed = seed
@@ -314,7 +319,16 @@ class SpeechDataset:
         for row, index in enumerate(indices):
             ids = self.token_ids[index]
             labels[row, :len(ids)] = torch.tensor(ids, dtype=torch.long)
-        return Batch(features, mask, labels, list(indices))
+        return Batch(features, mask, labels, list(indices), self.phone_batch(indices))
+
+    def phone_batch(self, indices: list[int]) -> Tensor | None:
+        if self.phone_ids is None:
+            return None
+        rows = [self.phone_ids[i] for i in indices]
+        phones = torch.full((len(rows), max(max(len(r) for r in rows), 1)), IGNORE_INDEX, dtype=torch.long)
+        for row, ids in enumerate(rows):
+            phones[row, :len(ids)] = torch.tensor(ids, dtype=torch.long)
+        return phones
 
 
 def filter_lengths(utterances: list[Utterance], token_ids: list[list[int]], max_frames: int,

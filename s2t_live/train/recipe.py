@@ -32,7 +32,7 @@ from ..processor import Speech2TextProcessor
 from ..tokenizer import Speech2TextTokenizer
 from . import average
 from .data import SpecAugmentConfig, SpeechDataset, filter_lengths, read_manifest, read_texts
-from .trainer import Progress, Trainer, barrier, setup_distributed
+from .trainer import SCHEDULES, Progress, Trainer, barrier, setup_distributed
 
 DROPOUT_KEYS = ("dropout", "attention_dropout", "activation_dropout", "encoder_layerdrop", "decoder_layerdrop")
 
@@ -67,6 +67,7 @@ class DataConfig:
     # Ship a lexicon (lexicon.txt) with the model: every word of the training transcripts and of the
     # corpus folder's extra_text.txt (its unspoken training-side sentences), when there is one.
     lexicon: bool = False
+    phoneme_voice: str = "en-us"  # espeak-ng voice whose phonemes optim.phoneme_ctc_layer learns
 
     def manifest(self, name: str) -> str:
         given = getattr(self, name)
@@ -94,6 +95,13 @@ class LMConfig:
 class OptimConfig:
     lr: float = 2e-3  # peak learning rate, reached after warmup_steps updates
     warmup_steps: int = 1000
+    # "inverse_sqrt": lr * sqrt(warmup_steps / step) after the warm-up. "tri_stage" (as fairseq's): held at
+    # lr for hold_steps after the warm-up, then decayed exponentially to lr * final_lr_scale over
+    # decay_steps, and kept there.
+    schedule: str = "inverse_sqrt"
+    hold_steps: int = 0
+    decay_steps: int = 0
+    final_lr_scale: float = 0.01
     betas: tuple[float, float] = (0.9, 0.98)
     eps: float = 1e-8
     weight_decay: float = 0.0
@@ -114,6 +122,11 @@ class OptimConfig:
     # (1 - inter_ctc_weight) * final + inter_ctc_weight * intermediate. Training only: no new weights.
     inter_ctc_layer: int = 0
     inter_ctc_weight: float = 0.0
+    # Phoneme CTC (phonemes.py): a head of its own (layer norm and projection, training only) reads the
+    # output of encoder layer N (1-based; 0: off) and learns espeak-ng's phonemes of the transcript (voice
+    # data.phoneme_voice); its CTC loss is added at phoneme_ctc_weight.
+    phoneme_ctc_layer: int = 0
+    phoneme_ctc_weight: float = 0.0
 
 
 @dataclass
@@ -261,10 +274,19 @@ def check_config(cfg: TrainConfig) -> None:
     if (cfg.optim.ctc_only_steps > 0 or cfg.optim.detached_decoder_steps > 0) and cfg.optim.ctc_weight <= 0:
         raise ConfigError("optim.ctc_only_steps and optim.detached_decoder_steps train the encoder on CTC alone: "
                           "they need optim.ctc_weight > 0")
+    if cfg.optim.schedule not in SCHEDULES:
+        raise ConfigError(f"optim.schedule is one of {', '.join(SCHEDULES)}, not {cfg.optim.schedule!r}")
+    if cfg.optim.schedule == "tri_stage" and not (cfg.optim.decay_steps > 0 and 0 < cfg.optim.final_lr_scale <= 1):
+        raise ConfigError("optim.schedule = \"tri_stage\" needs optim.decay_steps > 0 and optim.final_lr_scale "
+                          "in (0, 1]")
     inter = cfg.optim.inter_ctc_layer
     if inter < 0 or inter and not (cfg.optim.ctc_weight > 0 and 0 < cfg.optim.inter_ctc_weight < 1):
         raise ConfigError("optim.inter_ctc_layer (an encoder layer, from 1; 0: off) needs optim.ctc_weight > 0 "
                           "and optim.inter_ctc_weight between 0 and 1")
+    phone = cfg.optim.phoneme_ctc_layer
+    if phone < 0 or phone and cfg.optim.phoneme_ctc_weight <= 0:
+        raise ConfigError("optim.phoneme_ctc_layer (an encoder layer, from 1; 0: off) needs optim.phoneme_ctc_weight "
+                          "> 0")
     if cfg.lm.order < 0 or cfg.lm.vocab_size < 0 or cfg.lm.min_count < 1:
         raise ConfigError("lm.order and lm.vocab_size must be >= 0 and lm.min_count >= 1")
     if not 0.0 <= cfg.data.vtlp < 1.0:
@@ -332,16 +354,27 @@ def build_model(cfg: TrainConfig, tokenizer: Speech2TextTokenizer) -> Speech2Tex
     return model.train()
 
 
-def make_dataset(cfg: TrainConfig, tokenizer: Speech2TextTokenizer, utterances: list) -> tuple[SpeechDataset, int]:
-    """The training set (over-long utterances dropped) and how many were dropped."""
+def make_dataset(cfg: TrainConfig, tokenizer: Speech2TextTokenizer, utterances: list,
+                 out: Path | None = None) -> tuple[SpeechDataset, int]:
+    """The training set (over-long utterances dropped) and how many were dropped; with
+    ``optim.phoneme_ctc_layer``, each utterance's phoneme ids too (kept in ``out/phonemes.tsv``)."""
     ids = [tokenizer(u.text)["input_ids"] for u in utterances]
     kept, kept_ids, dropped = filter_lengths(utterances, ids, cfg.data.max_utterance_frames,
                                              cfg.data.max_utterance_tokens)
     if not kept:
         raise ConfigError("every training utterance is longer than data.max_utterance_frames/tokens")
+    phone_ids, num_phones = None, 0
+    if cfg.optim.phoneme_ctc_layer:
+        from .phonemes import inventory, load_or_make
+
+        path = (out or Path(cfg.output_dir)) / "phonemes.tsv"
+        phones = load_or_make(path, [u.id for u in kept], [u.text for u in kept], cfg.data.phoneme_voice)
+        table = inventory(phones)
+        phone_ids, num_phones = [[table[s] for s in p] for p in phones], len(table)
     return SpeechDataset(kept, kept_ids, Speech2TextFeatureExtractor(), cfg.specaugment, cfg.seed,
                          cache_features=cfg.data.cache_features, pad_frames=cfg.data.pad_frames,
-                         pad_tokens=cfg.data.pad_tokens, vtlp=cfg.data.vtlp), dropped
+                         pad_tokens=cfg.data.pad_tokens, vtlp=cfg.data.vtlp, phone_ids=phone_ids,
+                         num_phones=num_phones), dropped
 
 
 def clear_run(out: Path) -> None:
@@ -384,7 +417,7 @@ def run_training(cfg: TrainConfig, resume: bool) -> Path:
     if dev and importlib.util.find_spec("jiwer") is None:
         raise ConfigError("validation needs jiwer (pip install jiwer), or set data.dev='' to train without it")
     tokenizer = prepare_tokenizer(cfg, out, [u.text for u in rows], dist.is_main)
-    dataset, dropped = make_dataset(cfg, tokenizer, rows)
+    dataset, dropped = make_dataset(cfg, tokenizer, rows, out)
     torch.manual_seed(cfg.seed)
     model = build_model(cfg, tokenizer)
     processor = Speech2TextProcessor(Speech2TextFeatureExtractor(), tokenizer)

@@ -187,6 +187,9 @@ def guided_attention_loss(queries: list[Tensor], keys: list[Tensor], frames: Ten
     return total / max(len(queries), 1)
 
 
+PHONE_UPSAMPLE = 2  # phoneme CTC outputs per encoder frame
+
+
 class TrainingModule(torch.nn.Module):
     """The model plus, for the auxiliary CTC loss, its CTC head (a projection of the encoder output onto
     the vocabulary, added to the model when it has none; it is saved with the model and used by joint
@@ -194,9 +197,14 @@ class TrainingModule(torch.nn.Module):
     cross-attention queries and keys of every decoder layer are kept from each forward pass (for the
     guided-attention loss) through hooks on their projections, so the model itself is untouched. With
     ``inter_layer`` (1-based), the output of that encoder layer is kept the same way, and ``inter_logits``
-    holds the CTC head's reading of it (after the encoder's final layer norm) from the last forward pass."""
+    holds the CTC head's reading of it (after the encoder's final layer norm) from the last forward pass.
+    With ``phone_layer``, ``phone_logits`` holds a phoneme head's reading of that layer's output (over
+    ``num_phones`` phonemes and the blank, 0), ``PHONE_UPSAMPLE`` outputs per encoder frame: English has
+    ~12 phonemes a second and the embedded model's encoder 12.5 frames, too few for CTC. The head is the
+    module's own, not the model's, so it is not saved with the model."""
 
-    def __init__(self, model: torch.nn.Module, ctc: bool, probe: bool = False, inter_layer: int = 0):
+    def __init__(self, model: torch.nn.Module, ctc: bool, probe: bool = False, inter_layer: int = 0,
+                 phone_layer: int = 0, num_phones: int = 0):
         super().__init__()
         self.model = model
         if ctc and getattr(model, "ctc_head", None) is None:
@@ -207,12 +215,24 @@ class TrainingModule(torch.nn.Module):
         self.keys: list[Tensor] = []
         self.inter: list[Tensor] = []
         self.inter_logits: Tensor | None = None
+        self.phone_in: list[Tensor] = []
+        self.phone_logits: Tensor | None = None
+        self.phone_head: torch.nn.Module | None = None
         layers = model.model.encoder.layers
         if inter_layer:
             if not ctc or not 0 < inter_layer < len(layers):
                 raise S2TError(f"optim.inter_ctc_layer must be an encoder layer from 1 to {len(layers) - 1} "
                                f"(the model has {len(layers)}), with the CTC loss on")
             layers[inter_layer - 1].register_forward_hook(self.keep(self.inter))
+        if phone_layer:
+            if not 0 < phone_layer <= len(layers) or num_phones < 1:
+                raise S2TError(f"optim.phoneme_ctc_layer must be an encoder layer from 1 to {len(layers)} (the "
+                               "model has that many), with phoneme transcripts")
+            d = model.config.d_model
+            self.num_phones = num_phones
+            self.phone_head = torch.nn.Sequential(torch.nn.LayerNorm(d),
+                                                  torch.nn.Linear(d, PHONE_UPSAMPLE * (num_phones + 1)))
+            layers[phone_layer - 1].register_forward_hook(self.keep(self.phone_in))
         if probe:
             for layer in model.model.decoder.layers:
                 layer.encoder_attn.q_proj.register_forward_hook(self.keep(self.queries))
@@ -232,9 +252,14 @@ class TrainingModule(torch.nn.Module):
         self.queries.clear()
         self.keys.clear()
         self.inter.clear()
+        self.phone_in.clear()
         encoder = self.model.model.encoder
         encoded = encoder(input_features, attention_mask).last_hidden_state
         self.inter_logits = self.ctc(encoder.layer_norm(self.inter[-1])) if self.inter else None
+        self.phone_logits = None
+        if self.phone_head is not None and self.phone_in:
+            out = self.phone_head(self.phone_in[-1])  # (B, S, 2 (P + 1)) -> (B, 2 S, P + 1): two per frame
+            self.phone_logits = out.reshape(out.size(0), -1, self.num_phones + 1)
         logits = None
         if decoder_input_ids is not None:
             memory = encoded.detach() if detach_decoder else encoded
@@ -250,6 +275,28 @@ def inverse_sqrt(warmup: int) -> Callable[[int], float]:
         k = done + 1
         return 1.0 / math.sqrt(k) if warmup <= 0 else min(k / warmup, math.sqrt(warmup / k))
     return factor
+
+
+def tri_stage(warmup: int, hold: int, decay: int, final_scale: float) -> Callable[[int], float]:
+    """Learning-rate factor for update ``k + 1``: linear warm-up to 1 over ``warmup`` updates, 1 for the
+    next ``hold``, then an exponential decay that reaches ``final_scale`` after ``decay`` more, and stays."""
+    def factor(done: int) -> float:
+        k = done + 1
+        if k <= warmup:
+            return k / warmup
+        into = k - warmup - hold
+        return 1.0 if into <= 0 else final_scale ** min(into / decay, 1.0)
+    return factor
+
+
+SCHEDULES = ("inverse_sqrt", "tri_stage")
+
+
+def lr_schedule(opt: Any) -> Callable[[int], float]:
+    """The factor of ``optim.lr`` for each update, by ``optim.schedule``."""
+    if opt.schedule == "tri_stage":
+        return tri_stage(opt.warmup_steps, opt.hold_steps, opt.decay_steps, opt.final_lr_scale)
+    return inverse_sqrt(opt.warmup_steps)
 
 
 @dataclass
@@ -275,7 +322,8 @@ class Trainer:
         self.processor, self.dev = processor, dev
         self.model = model.to(device)
         self.module = TrainingModule(self.model, cfg.optim.ctc_weight > 0, cfg.optim.guided_attention > 0,
-                                     cfg.optim.inter_ctc_layer).to(device)
+                                     cfg.optim.inter_ctc_layer, cfg.optim.phoneme_ctc_layer,
+                                     dataset.num_phones).to(device)
         self.net: torch.nn.Module = self.module
         if dist.world_size > 1:
             layerdrop = model.config.encoder_layerdrop > 0 or model.config.decoder_layerdrop > 0
@@ -288,7 +336,7 @@ class Trainer:
         # model's update the unfused optimizer step took ~15 % of the time.
         self.optimizer = torch.optim.Adam(self.module.parameters(), lr=opt.lr, betas=tuple(opt.betas), eps=opt.eps,
                                           weight_decay=opt.weight_decay, fused=True)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, inverse_sqrt(opt.warmup_steps))
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_schedule(opt))
         self.pos = Position()
         self.saved_step = -1
         self._epoch_cache: tuple[int, list[list[int]]] = (-1, [])
@@ -336,7 +384,7 @@ class Trainer:
         with torch.autocast(self.device.type, dtype=torch.bfloat16) if self.cfg.amp else nullcontext():
             logits, ctc_logits = self.net(batch.input_features, batch.attention_mask, decoder_input_ids, detach)
         if logits is None:
-            return self.mixed_ctc_loss(ctc_logits, frames, batch)
+            return self.with_phonemes(*self.mixed_ctc_loss(ctc_logits, frames, batch), frames, batch)
         loss, nll = label_smoothed_loss(logits, batch.labels, opt.label_smoothing)
         parts = {"nll": nll.detach()}
         if ctc_logits is not None:
@@ -352,7 +400,17 @@ class Trainer:
                                           config.decoder_attention_heads, centres, widths)
             loss = loss + opt.guided_attention * align
             parts["align"] = align.detach()
-        return loss, parts
+        return self.with_phonemes(loss, parts, frames, batch)
+
+    def with_phonemes(self, loss: Tensor, parts: dict[str, Tensor], frames: Tensor,
+                      batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
+        """``loss`` plus ``optim.phoneme_ctc_weight`` times the phoneme CTC loss (part ``phone_ctc``), when
+        the phoneme head is on."""
+        logits = self.module.phone_logits
+        if logits is None or batch.phones is None:
+            return loss, parts
+        phone = ctc_loss(logits, PHONE_UPSAMPLE * frames, batch.phones, blank=0, eos=-1)
+        return loss + self.cfg.optim.phoneme_ctc_weight * phone, {**parts, "phone_ctc": phone.detach()}
 
     def mixed_ctc_loss(self, logits: Tensor, frames: Tensor, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
         """The CTC loss of the encoder output, mixed with that of the intermediate layer when
@@ -413,7 +471,8 @@ class Trainer:
             rngs = [None] * self.dist.world_size
             torch.distributed.all_gather_object(rngs, rng_state(self.device))
         if self.dist.is_main:
-            state = {"model": self.model.state_dict(),
+            head = self.module.phone_head
+            state = {"model": self.model.state_dict(), **({"phone_head": head.state_dict()} if head is not None else {}),
                      "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                      "position": asdict(self.pos), "rng": rngs,
                      "world_size": self.dist.world_size, "config": asdict(self.cfg),
@@ -434,7 +493,13 @@ class Trainer:
         if with_ctc != (self.module.ctc is not None):
             raise S2TError(f"{path} was trained {'with' if with_ctc else 'without'} the CTC loss: keep "
                            "optim.ctc_weight on the same side of 0, or pass --no-resume")
+        phone_layer = ckpt["config"]["optim"].get("phoneme_ctc_layer", 0)
+        if phone_layer != self.cfg.optim.phoneme_ctc_layer:
+            raise S2TError(f"{path} was trained with optim.phoneme_ctc_layer = {phone_layer}: keep it, or pass "
+                           "--no-resume")
         self.model.load_state_dict(average.model_state(ckpt))
+        if self.module.phone_head is not None:
+            self.module.phone_head.load_state_dict(ckpt["phone_head"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
         self.pos = Position(**ckpt["position"])
@@ -502,7 +567,7 @@ def format_seconds(seconds: float) -> str:
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
-LOSS_PARTS = ("loss", "nll", "ctc", "inter_ctc", "align")
+LOSS_PARTS = ("loss", "nll", "ctc", "inter_ctc", "phone_ctc", "align")
 
 
 class Progress:
