@@ -418,12 +418,15 @@ def test_espeak_phoneme_output_parses_into_symbols_without_stress():
 
 
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng")
-def test_phonemize_gives_one_phoneme_string_per_sentence():
-    from s2t_live.train.phonemes import phonemize
+def test_phonemize_gives_one_phoneme_string_per_sentence_in_order(monkeypatch):
+    from s2t_live.train import phonemes
 
-    out = phonemize(["the cat sat", "a dog", "the cat"])
+    texts = ["the cat sat", "a dog", "the cat"]
+    out = phonemes.phonemize(texts)
     assert len(out) == 3 and out[0][:len(out[2])] == out[2] and out[0] != out[1]
     assert "k" in out[0] and "d" in out[1] and not any("'" in s for p in out for s in p)
+    monkeypatch.setattr(phonemes, "CHUNK", 1)  # one espeak-ng call per sentence, several at a time
+    assert phonemes.phonemize(texts) == out
 
 
 def test_phoneme_ctc_trains_a_head_of_its_own_that_the_model_leaves_out(corpus, tmp_path, monkeypatch):
