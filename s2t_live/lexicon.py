@@ -120,7 +120,8 @@ class Lexicon:
         return words, "".join(current)
 
     def partial_word(self, ids: Sequence[int]) -> str:
-        """The word being spelled at the end of ``ids`` ("" right after a boundary)."""
+        """The word being spelled at the end of ``ids`` ("" right after a boundary): ``split(ids)[1]``,
+        found by scanning back from the end only, for the decoding steps that need no earlier words."""
         parts: list[str] = []
         for token in reversed(ids):
             if not 0 <= token < self.vocab or self.special[token]:

@@ -42,6 +42,14 @@ def test_a_word_pays_once_when_it_leaves_the_list(lexicon):
     assert costs(lexicon, "▁the", "▁ca")["t"] == 0.0 and costs(lexicon, "▁the", "▁ca", "t")["s"] == 0.0
 
 
+@pytest.mark.parametrize("pieces, words, word", [((), [], ""), (("▁th",), [], "th"),
+                                               (("▁the", "▁ca", "t"), ["the"], "cat"),
+                                               (("▁ca", "t", "s", "</s>"), [], ""), (("▁x", "e", "n"), [], "xen")])
+def test_the_backward_scan_finds_the_word_that_split_ends_with(lexicon, pieces, words, word):
+    seq = ids(*pieces)
+    assert lexicon.split(seq) == (words, word) and lexicon.partial_word(seq) == word
+
+
 def test_prefix_tables_wait_for_the_first_decode_that_uses_them(lexicon):
     assert "prefixes" not in vars(lexicon)  # loading a folder with a lexicon costs nothing at penalty 0
     costs(lexicon, "▁th")
