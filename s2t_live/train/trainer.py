@@ -374,7 +374,8 @@ class Trainer:
         ``optim.guided_attention_steps`` updates, when that is set); for the first
         ``optim.ctc_only_steps`` updates the CTC loss alone, and for the first ``optim.detached_decoder_steps``
         the encoder learns from CTC alone while the decoder learns on its detached output. Also its parts,
-        summed and detached: ``nll``, ``ctc``, ``inter_ctc`` and ``align``, those that were computed."""
+        summed and detached: ``nll``, ``ctc``, ``inter_ctc``, ``phone_ctc`` and ``align``, those that were
+        computed; the phoneme CTC loss is added at ``optim.phoneme_ctc_weight`` in every update."""
         config, opt = self.model.config, self.cfg.optim
         frames = subsampled_lengths(batch.attention_mask.sum(-1), config.num_conv_layers)
         ctc_only = self.pos.step < opt.ctc_only_steps  # the encoder learns to listen before the decoder joins
