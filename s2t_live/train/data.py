@@ -314,21 +314,18 @@ class SpeechDataset:
         for row, x in enumerate(feats):
             features[row, :x.size(0)] = x
             mask[row, :x.size(0)] = 1
-        width = round_up(max(len(self.token_ids[i]) for i in indices), self.pad_tokens)
-        labels = torch.full((len(indices), width), IGNORE_INDEX, dtype=torch.long)
-        for row, index in enumerate(indices):
-            ids = self.token_ids[index]
-            labels[row, :len(ids)] = torch.tensor(ids, dtype=torch.long)
-        return Batch(features, mask, labels, list(indices), self.phone_batch(indices))
+        labels = pad_ids([self.token_ids[i] for i in indices], self.pad_tokens)
+        phones = None if self.phone_ids is None else pad_ids([self.phone_ids[i] for i in indices])
+        return Batch(features, mask, labels, list(indices), phones)
 
-    def phone_batch(self, indices: list[int]) -> Tensor | None:
-        if self.phone_ids is None:
-            return None
-        rows = [self.phone_ids[i] for i in indices]
-        phones = torch.full((len(rows), max(max(len(r) for r in rows), 1)), IGNORE_INDEX, dtype=torch.long)
-        for row, ids in enumerate(rows):
-            phones[row, :len(ids)] = torch.tensor(ids, dtype=torch.long)
-        return phones
+
+def pad_ids(rows: Sequence[Sequence[int]], multiple: int = 1) -> Tensor:
+    """(B, W) id sequences padded with IGNORE_INDEX, W the longest rounded up to ``multiple`` (at least 1)."""
+    width = round_up(max(max(len(r) for r in rows), 1), multiple)
+    out = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
+    for row, ids in enumerate(rows):
+        out[row, :len(ids)] = torch.tensor(ids, dtype=torch.long)
+    return out
 
 
 def filter_lengths(utterances: list[Utterance], token_ids: list[list[int]], max_frames: int,

@@ -354,21 +354,35 @@ def build_model(cfg: TrainConfig, tokenizer: Speech2TextTokenizer) -> Speech2Tex
     return model.train()
 
 
+def prepare_phonemes(cfg: TrainConfig, out: Path, rows: list, is_main: bool) -> dict[str, list[str]] | None:
+    """Utterance id -> espeak-ng phonemes, with ``optim.phoneme_ctc_layer`` (else None): made once by rank 0
+    into ``out/phonemes.tsv``, which the other ranks and resumed runs read."""
+    if not cfg.optim.phoneme_ctc_layer:
+        return None
+    from .phonemes import load_or_make
+
+    ids, texts, path = [u.id for u in rows], [u.text for u in rows], out / "phonemes.tsv"
+    phones = load_or_make(path, ids, texts, cfg.data.phoneme_voice) if is_main else None
+    barrier()
+    if phones is None:
+        phones = load_or_make(path, ids, texts, cfg.data.phoneme_voice)
+    return dict(zip(ids, phones))
+
+
 def make_dataset(cfg: TrainConfig, tokenizer: Speech2TextTokenizer, utterances: list,
-                 out: Path | None = None) -> tuple[SpeechDataset, int]:
-    """The training set (over-long utterances dropped) and how many were dropped; with
-    ``optim.phoneme_ctc_layer``, each utterance's phoneme ids too (kept in ``out/phonemes.tsv``)."""
+                 phonemes: dict[str, list[str]] | None = None) -> tuple[SpeechDataset, int]:
+    """The training set (over-long utterances dropped) and how many were dropped; with ``phonemes``
+    (``prepare_phonemes``), each kept utterance's phoneme ids too."""
     ids = [tokenizer(u.text)["input_ids"] for u in utterances]
     kept, kept_ids, dropped = filter_lengths(utterances, ids, cfg.data.max_utterance_frames,
                                              cfg.data.max_utterance_tokens)
     if not kept:
         raise ConfigError("every training utterance is longer than data.max_utterance_frames/tokens")
     phone_ids, num_phones = None, 0
-    if cfg.optim.phoneme_ctc_layer:
-        from .phonemes import inventory, load_or_make
+    if phonemes is not None:
+        from .phonemes import inventory
 
-        path = (out or Path(cfg.output_dir)) / "phonemes.tsv"
-        phones = load_or_make(path, [u.id for u in kept], [u.text for u in kept], cfg.data.phoneme_voice)
+        phones = [phonemes[u.id] for u in kept]
         table = inventory(phones)
         phone_ids, num_phones = [[table[s] for s in p] for p in phones], len(table)
     return SpeechDataset(kept, kept_ids, Speech2TextFeatureExtractor(), cfg.specaugment, cfg.seed,
@@ -417,7 +431,7 @@ def run_training(cfg: TrainConfig, resume: bool) -> Path:
     if dev and importlib.util.find_spec("jiwer") is None:
         raise ConfigError("validation needs jiwer (pip install jiwer), or set data.dev='' to train without it")
     tokenizer = prepare_tokenizer(cfg, out, [u.text for u in rows], dist.is_main)
-    dataset, dropped = make_dataset(cfg, tokenizer, rows, out)
+    dataset, dropped = make_dataset(cfg, tokenizer, rows, prepare_phonemes(cfg, out, rows, dist.is_main))
     torch.manual_seed(cfg.seed)
     model = build_model(cfg, tokenizer)
     processor = Speech2TextProcessor(Speech2TextFeatureExtractor(), tokenizer)
