@@ -55,6 +55,10 @@ def test_normalisation() -> None:
         "one hundred percent sure")
     assert corpus.normalize_transcript("\u201cDon't,\u201d she said -- 'tis well-known.") == (
         "don't she said tis well known")
+    assert corpus.spoken_form(
+        "Every body said any thing to-morrow, Mrs Weston and Mr Knightley; from day to day.") == (
+        "Everybody said anything tomorrow, Missus Weston and Mister Knightley; from day to day.")
+    assert corpus.spoken_form("No where, To-day, some body.") == "Nowhere, Today, somebody."
     assert corpus.spoken_form("See http://example.org for NASA data") is None
     assert corpus.split_sentences("I came. Mr. Smith left! Did he? Yes.") == [
         "I came.", "Mister Smith left!", "Did he?", "Yes."]
