@@ -82,8 +82,8 @@ ABBREVIATIONS = {"Mr.": "Mister", "Mrs.": "Missus", "Dr.": "Doctor", "St.": "Sai
                  "e.g.": "for example", "i.e.": "that is", "&": " and ", "%": " percent"}
 # Austen's spellings of compounds, and titles written without their full stop, as one spoken word.
 # ("to day" and "no body" stay apart: "from day to day", "no body was found").
-COMPOUNDS = re.compile(r"\b(every|any|some)[ -](body|thing|where)\b|\b(no)[ -](where)\b"
-                       r"|\b(to)-(morrow|day|night)\b|\b(to) (morrow)\b", re.IGNORECASE)
+COMPOUNDS = re.compile(r"\b(?:(?:every|any|some)[ -](?:body|thing|where)|no[ -]where"
+                       r"|to-(?:morrow|day|night)|to morrow)\b", re.IGNORECASE)
 TITLES = re.compile(r"\b(Mr|Mrs)\b(?!\.)")
 CHAR_MAP = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"',
                           "\u2014": ", ", "\u2013": ", ", "_": "", "(": ", ", ")": ", ",
@@ -142,7 +142,7 @@ def spoken_form(sentence: str) -> str | None:
     text = TITLES.sub(lambda m: ABBREVIATIONS[m.group(1) + "."], text)
     for short, full in ABBREVIATIONS.items():
         text = text.replace(short, full)
-    text = COMPOUNDS.sub(lambda m: "".join(g for g in m.groups() if g), text)
+    text = COMPOUNDS.sub(lambda m: re.sub("[ -]", "", m.group(0)), text)
     text = expand_numbers(text).replace('"', " ")
     if not SPOKEN_OK.match(text) or ACRONYM.search(text) or re.search(r"\d", text):
         return None
