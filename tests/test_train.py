@@ -454,6 +454,43 @@ def test_phoneme_ctc_trains_a_head_of_its_own_that_the_model_leaves_out(corpus, 
         train(tiny_config(corpus, tmp_path / "a", "max_steps=6"), resume=True)
 
 
+def test_flite_phones_lose_stress_and_pauses():
+    from s2t_live.train.phonemes import parse_flite
+
+    assert parse_flite("pau sh iy1 ch aa1 r m d hh ih1 m pau \n") == ["sh", "iy", "ch", "aa", "r", "m", "d", "hh",
+                                                                   "ih", "m"]
+
+
+@pytest.mark.skipif(shutil.which("t2p") is None, reason="needs flite's t2p")
+def test_flite_phonemize_gives_each_sentence_its_cmu_phones():
+    from s2t_live.train.phonemes import flite_phonemize
+
+    assert flite_phonemize(["the cat", "a dog", "the cat"]) == [["dh", "ax", "k", "ae", "t"], ["ax", "d", "ao", "g"],
+                                                                 ["dh", "ax", "k", "ae", "t"]]
+
+
+def test_phoneme_loss_stops_after_phoneme_ctc_steps_and_flite_phones_are_kept_apart(corpus, tmp_path, monkeypatch):
+    from s2t_live.train import phonemes
+
+    monkeypatch.setattr(phonemes, "flite_phonemize", lambda texts: [t.split() for t in texts])  # words as phones
+    torch.set_num_threads(1)
+    opts = ("optim.ctc_only_steps=1", "optim.phoneme_ctc_layer=1", "optim.phoneme_ctc_weight=0.5",
+            "optim.phoneme_ctc_steps=2", 'data.phonemizer="flite"')
+    train(tiny_config(corpus, tmp_path / "a", "max_steps=4", *opts), resume=False)
+    records = [r for r in map(json.loads, (tmp_path / "a" / "log.jsonl").read_text().splitlines()) if "loss" in r]
+    assert [r["step"] for r in records] == [1, 2, 3, 4]
+    assert [("phone_ctc" in r) for r in records] == [True, True, False, False]
+    assert records[0]["loss"] == pytest.approx(records[0]["ctc"] + 0.5 * records[0]["phone_ctc"], rel=1e-4)
+    assert (tmp_path / "a" / "phonemes_flite.tsv").read_text().splitlines()[0] == "u0\tthe cat sat on the mat"
+    assert not (tmp_path / "a" / "phonemes.tsv").exists()
+    with pytest.raises(S2TError, match='data.phonemizer = "flite"'):
+        train(tiny_config(corpus, tmp_path / "a", "max_steps=5", *opts[:-1]), resume=True)
+    with pytest.raises(ConfigError, match="data.phonemizer is one of espeak-ng, flite"):
+        load_config(None, ["data.train=x.tsv", 'data.phonemizer="festival"'])
+    with pytest.raises(ConfigError, match="phoneme_ctc_steps must be >= 0"):
+        load_config(None, ["data.train=x.tsv", "optim.phoneme_ctc_steps=-1"])
+
+
 def test_detached_decoder_updates_train_the_encoder_on_ctc_alone(corpus, tmp_path):
     """While the decoder is detached, the encoder's first update is that of CTC alone (Adam's first step is
     scale-free once its epsilon is negligible, so the CTC weight does not show), and the decoder trains too."""

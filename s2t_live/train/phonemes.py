@@ -5,8 +5,10 @@ Spelling English from sound is the hard part of the task; phonemes follow the so
 (CTC), so the layers above it spell from a representation that is already phonetic (hierarchical
 multi-task CTC, Sanabria & Metze, 2018; Krishna et al., 2018). The phonemes are espeak-ng's own (its
 ``-x`` mnemonics, the phonemes of a word split with ``--sep``, stress marks dropped): exactly what the
-espeak-ng voices of the corpus said, and close to what the festival and flite voices said. Training only:
-the head that reads them is not part of the saved model.
+espeak-ng voices of the corpus said, and close to what the festival and flite voices said. Or, with
+``data.phonemizer = "flite"``, flite's (``t2p``: the CMU lexicon's ARPAbet phones and flite's letter-to-sound
+rules, stress digits and pauses dropped), which the flite and festival voices say. Training only: the head
+that reads them is not part of the saved model.
 """
 
 from __future__ import annotations
@@ -64,7 +66,33 @@ def phonemize(texts: Sequence[str], voice: str = "en-us") -> list[list[str]]:
         return [p for part in pool.map(chunk, range(0, len(texts), CHUNK)) for p in part]
 
 
-def load_or_make(path: Path, ids: Sequence[str], texts: Sequence[str], voice: str) -> list[list[str]]:
+def parse_flite(line: str) -> list[str]:
+    """The phones of one line of ``t2p`` output, without stress digits and pauses."""
+    return [p for p in (s.rstrip("012") for s in line.split()) if p and p != "pau"]
+
+
+def flite_phonemize(texts: Sequence[str]) -> list[list[str]]:
+    """flite's phones of each text (one ``t2p`` call per text, a few milliseconds each, one call at a time
+    per CPU core)."""
+    exe = shutil.which("t2p")
+    if exe is None:
+        raise S2TError("phoneme targets from flite (data.phonemizer = \"flite\") need its t2p: apt-get install flite")
+
+    def one(text: str) -> list[str]:
+        run = subprocess.run([exe, text.replace("\n", " ")], capture_output=True, text=True, check=False)
+        if run.returncode != 0:
+            raise S2TError(f"flite's t2p failed on {text!r}: {run.stderr.strip() or run.returncode}")
+        return parse_flite(run.stdout)
+
+    with ThreadPoolExecutor(max_workers=max(1, min(os.cpu_count() or 1, 8))) as pool:
+        return list(pool.map(one, texts))
+
+
+PHONEMIZERS = ("espeak-ng", "flite")
+
+
+def load_or_make(path: Path, ids: Sequence[str], texts: Sequence[str], voice: str,
+                 phonemizer: str = "espeak-ng") -> list[list[str]]:
     """The phonemes of each utterance, from ``path`` (a TSV of id and space-separated phonemes, written on
     the first run so that a resumed run reads the same targets) or made and written there."""
     if path.is_file():
@@ -74,7 +102,7 @@ def load_or_make(path: Path, ids: Sequence[str], texts: Sequence[str], voice: st
             table[key] = phones.split()
         if all(i in table for i in ids):
             return [table[i] for i in ids]
-    phones = phonemize(texts, voice)
+    phones = flite_phonemize(texts) if phonemizer == "flite" else phonemize(texts, voice)
     tmp = path.with_suffix(".tmp")
     tmp.write_text("".join(f"{i}\t{' '.join(p)}\n" for i, p in zip(ids, phones)), encoding="utf-8")
     tmp.replace(path)

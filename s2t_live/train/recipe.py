@@ -67,6 +67,9 @@ class DataConfig:
     # Ship a lexicon (lexicon.txt) with the model: every word of the training transcripts and of the
     # corpus folder's extra_text.txt (its unspoken training-side sentences), when there is one.
     lexicon: bool = False
+    # Where optim.phoneme_ctc_layer's phonemes come from: "espeak-ng" (its voice phoneme_voice) or "flite"
+    # (t2p: the CMU lexicon's phones, which the flite and festival voices say).
+    phonemizer: str = "espeak-ng"
     phoneme_voice: str = "en-us"  # espeak-ng voice whose phonemes optim.phoneme_ctc_layer learns
 
     def manifest(self, name: str) -> str:
@@ -124,9 +127,11 @@ class OptimConfig:
     inter_ctc_weight: float = 0.0
     # Phoneme CTC (phonemes.py): a head of its own (layer norm and projection, training only) reads the
     # output of encoder layer N (1-based; 0: off) and learns espeak-ng's phonemes of the transcript (voice
-    # data.phoneme_voice); its CTC loss is added at phoneme_ctc_weight.
+    # data.phoneme_voice); its CTC loss is added at phoneme_ctc_weight, for the first phoneme_ctc_steps
+    # updates (0: in every update).
     phoneme_ctc_layer: int = 0
     phoneme_ctc_weight: float = 0.0
+    phoneme_ctc_steps: int = 0
 
 
 @dataclass
@@ -287,6 +292,11 @@ def check_config(cfg: TrainConfig) -> None:
     if phone < 0 or phone and cfg.optim.phoneme_ctc_weight <= 0:
         raise ConfigError("optim.phoneme_ctc_layer (an encoder layer, from 1; 0: off) needs optim.phoneme_ctc_weight "
                           "> 0")
+    if cfg.optim.phoneme_ctc_steps < 0:
+        raise ConfigError("optim.phoneme_ctc_steps must be >= 0 (0: the phoneme loss in every update)")
+    from .phonemes import PHONEMIZERS
+    if cfg.data.phonemizer not in PHONEMIZERS:
+        raise ConfigError(f"data.phonemizer is one of {', '.join(PHONEMIZERS)}, not {cfg.data.phonemizer!r}")
     if cfg.lm.order < 0 or cfg.lm.vocab_size < 0 or cfg.lm.min_count < 1:
         raise ConfigError("lm.order and lm.vocab_size must be >= 0 and lm.min_count >= 1")
     if not 0.0 <= cfg.data.vtlp < 1.0:
@@ -355,17 +365,20 @@ def build_model(cfg: TrainConfig, tokenizer: Speech2TextTokenizer) -> Speech2Tex
 
 
 def prepare_phonemes(cfg: TrainConfig, out: Path, rows: list, is_main: bool) -> dict[str, list[str]] | None:
-    """Utterance id -> espeak-ng phonemes, with ``optim.phoneme_ctc_layer`` (else None): made once by rank 0
-    into ``out/phonemes.tsv``, which the other ranks and resumed runs read."""
+    """Utterance id -> phonemes (``data.phonemizer``'s), with ``optim.phoneme_ctc_layer`` (else None): made
+    once by rank 0 into ``out/phonemes.tsv`` (espeak-ng's) or ``out/phonemes_flite.tsv``, which the other
+    ranks and resumed runs read."""
     if not cfg.optim.phoneme_ctc_layer:
         return None
     from .phonemes import load_or_make
 
-    ids, texts, path = [u.id for u in rows], [u.text for u in rows], out / "phonemes.tsv"
-    phones = load_or_make(path, ids, texts, cfg.data.phoneme_voice) if is_main else None
+    source = cfg.data.phonemizer
+    name = "phonemes.tsv" if source == "espeak-ng" else f"phonemes_{source}.tsv"
+    ids, texts, path = [u.id for u in rows], [u.text for u in rows], out / name
+    phones = load_or_make(path, ids, texts, cfg.data.phoneme_voice, source) if is_main else None
     barrier()
     if phones is None:
-        phones = load_or_make(path, ids, texts, cfg.data.phoneme_voice)
+        phones = load_or_make(path, ids, texts, cfg.data.phoneme_voice, source)
     return dict(zip(ids, phones))
 
 

@@ -328,6 +328,7 @@ class Trainer:
         if dist.world_size > 1:
             layerdrop = model.config.encoder_layerdrop > 0 or model.config.decoder_layerdrop > 0
             layerdrop = layerdrop or cfg.optim.ctc_only_steps > 0  # the decoder sits out those updates
+            layerdrop = layerdrop or cfg.optim.phoneme_ctc_steps > 0  # and the phoneme head these
             self.net = torch.nn.parallel.DistributedDataParallel(
                 self.module, device_ids=[device.index] if device.type == "cuda" else None,
                 broadcast_buffers=False, find_unused_parameters=layerdrop)
@@ -375,7 +376,8 @@ class Trainer:
         ``optim.ctc_only_steps`` updates the CTC loss alone, and for the first ``optim.detached_decoder_steps``
         the encoder learns from CTC alone while the decoder learns on its detached output. Also its parts,
         summed and detached: ``nll``, ``ctc``, ``inter_ctc``, ``phone_ctc`` and ``align``, those that were
-        computed; the phoneme CTC loss is added at ``optim.phoneme_ctc_weight`` in every update."""
+        computed; the phoneme CTC loss is added at ``optim.phoneme_ctc_weight`` (for the first
+        ``optim.phoneme_ctc_steps`` updates, when that is set)."""
         config, opt = self.model.config, self.cfg.optim
         frames = subsampled_lengths(batch.attention_mask.sum(-1), config.num_conv_layers)
         ctc_only = self.pos.step < opt.ctc_only_steps  # the encoder learns to listen before the decoder joins
@@ -406,9 +408,9 @@ class Trainer:
     def with_phonemes(self, loss: Tensor, parts: dict[str, Tensor], frames: Tensor,
                       batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
         """``loss`` plus ``optim.phoneme_ctc_weight`` times the phoneme CTC loss (part ``phone_ctc``), when
-        the phoneme head is on."""
-        logits = self.module.phone_logits
-        if logits is None or batch.phones is None:
+        the phoneme head is on (and, with ``optim.phoneme_ctc_steps``, for that many updates)."""
+        logits, steps = self.module.phone_logits, self.cfg.optim.phoneme_ctc_steps
+        if logits is None or batch.phones is None or 0 < steps <= self.pos.step:
             return loss, parts
         phone = ctc_loss(logits, PHONE_UPSAMPLE * frames, batch.phones, blank=0, eos=-1)
         return loss + self.cfg.optim.phoneme_ctc_weight * phone, {**parts, "phone_ctc": phone.detach()}
@@ -497,6 +499,10 @@ class Trainer:
         phone_layer = ckpt["config"]["optim"].get("phoneme_ctc_layer", 0)
         if phone_layer != self.cfg.optim.phoneme_ctc_layer:
             raise S2TError(f"{path} was trained with optim.phoneme_ctc_layer = {phone_layer}: keep it, or pass "
+                           "--no-resume")
+        phonemizer = ckpt["config"]["data"].get("phonemizer", "espeak-ng")
+        if phone_layer and phonemizer != self.cfg.data.phonemizer:
+            raise S2TError(f"{path} learnt the phonemes of data.phonemizer = \"{phonemizer}\": keep it, or pass "
                            "--no-resume")
         self.model.load_state_dict(average.model_state(ckpt))
         if self.module.phone_head is not None:
