@@ -511,13 +511,38 @@ def test_detached_decoder_updates_train_the_encoder_on_ctc_alone(corpus, tmp_pat
     assert not all(torch.allclose(first[k], weights(joint)[k], atol=1e-6) for k in encoder)
 
 
-def test_bfloat16_autocast_trains_on_the_cpu(corpus, tmp_path):
+def test_bfloat16_autocast_trains_on_the_cpu(corpus, tmp_path, monkeypatch):
+    import s2t_live.train.recipe as recipe_module
+    monkeypatch.setattr(recipe_module, "cpu_has_fast_bfloat16", lambda: True)  # emulated where it is not
     torch.set_num_threads(1)
     train(tiny_config(corpus, tmp_path, "max_steps=4", "amp=true"), resume=False)
+    assert json.loads((tmp_path / "train_config.json").read_text())["amp"] is True
     records = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines() if '"loss"' in line]
     assert len(records) == 4 and all(np.isfinite(r["loss"]) for r in records)
     assert records[-1]["loss"] < records[0]["loss"]
     assert all(v.dtype == torch.float32 for v in weights(tmp_path).values() if v.is_floating_point())
+
+
+def test_amp_falls_back_to_float32_on_a_cpu_without_bfloat16_units(corpus, tmp_path, monkeypatch, capsys):
+    import s2t_live.train.recipe as recipe_module
+    import s2t_live.train.trainer as trainer_module
+    monkeypatch.setattr(recipe_module, "cpu_has_fast_bfloat16", lambda: False)
+    autocasts: list[object] = []
+    real_autocast = torch.autocast
+    monkeypatch.setattr(trainer_module.torch, "autocast", lambda *a, **k: autocasts.append(a) or real_autocast(*a, **k))
+    torch.set_num_threads(1)
+    train(tiny_config(corpus, tmp_path, "max_steps=2", "amp=true"), resume=False)
+    assert "training in float32 instead" in capsys.readouterr().err
+    assert json.loads((tmp_path / "train_config.json").read_text())["amp"] is False
+    assert autocasts == [] and len((tmp_path / "log.jsonl").read_text().splitlines()) >= 2
+
+
+def test_bfloat16_detection_reads_the_cpu_probes(monkeypatch):
+    from s2t_live.train.trainer import cpu_has_fast_bfloat16
+    for amx, avx512_bf16, expected in ((False, False, False), (True, False, True), (False, True, True)):
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda v=amx: v, raising=False)
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda v=avx512_bf16: v, raising=False)
+        assert cpu_has_fast_bfloat16() is expected
 
 
 def test_attention_runs_in_float32_under_cpu_bfloat16_autocast(tiny_model, monkeypatch):

@@ -18,7 +18,7 @@ import importlib.util
 import json
 import shutil
 import sys
-from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -32,7 +32,7 @@ from ..processor import Speech2TextProcessor
 from ..tokenizer import Speech2TextTokenizer
 from . import average
 from .data import SpecAugmentConfig, SpeechDataset, filter_lengths, read_manifest, read_texts
-from .trainer import SCHEDULES, Progress, Trainer, barrier, setup_distributed
+from .trainer import SCHEDULES, Progress, Trainer, barrier, cpu_has_fast_bfloat16, setup_distributed
 
 DROPOUT_KEYS = ("dropout", "attention_dropout", "activation_dropout", "encoder_layerdrop", "decoder_layerdrop")
 
@@ -431,6 +431,11 @@ def run_training(cfg: TrainConfig, resume: bool) -> Path:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     dist, device = setup_distributed(cfg.device)
+    if cfg.amp and device.type == "cpu" and not cpu_has_fast_bfloat16():
+        if dist.is_main:
+            print("amp: this CPU has no bfloat16 matrix units (AMX, AVX512-BF16), where bfloat16 autocast runs "
+                  "~30x slower than float32; training in float32 instead (amp = false)", file=sys.stderr)
+        cfg = replace(cfg, amp=False)
     out = Path(cfg.output_dir)
     if dist.is_main:
         if not resume:

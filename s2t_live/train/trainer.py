@@ -51,6 +51,16 @@ class DistInfo:
         return self.rank == 0
 
 
+def cpu_has_fast_bfloat16() -> bool:
+    """Whether this CPU multiplies bfloat16 matrices in hardware (AMX or AVX512-BF16). Elsewhere oneDNN
+    emulates them: the embedded recipe's update took 9.4 s under bfloat16 autocast on 2 AVX2 cores
+    (AMD EPYC, Zen 2) against 0.33 s in float32. Torch builds that cannot tell are taken at their word."""
+    probes = [getattr(torch.cpu, name, None) for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")]
+    if not any(probes):
+        return True
+    return any(bool(probe()) for probe in probes if probe is not None)
+
+
 def setup_distributed(device: str) -> tuple[DistInfo, torch.device]:
     """Join the process group that ``torchrun`` describes (``WORLD_SIZE`` > 1), gloo on CPU and nccl on
     CUDA; a single process needs nothing. Returns this rank and its device."""
