@@ -112,7 +112,7 @@ def test_a_confident_ctc_head_decides(loaded, clips):
     att = torch.log_softmax(model(input_features=x, decoder_input_ids=torch.tensor([[start]])).logits[0, -1], -1)
     # A word piece the attention decoder ranks fifth or lower (never a special token: where the float
     # arithmetic of a CPU puts </s> fifth, the head that hears it would only end the decode).
-    specials = {start, EOS, model.config.pad_token_id, model.config.bos_token_id, 3}
+    specials = {start, *processor.tokenizer.all_special_ids}
     other = next(int(t) for t in torch.topk(att, 12)[1][4:] if int(t) not in specials)
     assert other != first
     try:
