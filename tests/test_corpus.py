@@ -154,3 +154,32 @@ def test_tiny_build_end_to_end(tmp_path: Path) -> None:
     before = {p: p.stat().st_mtime_ns for p in out.glob("audio/*/*.flac")}
     assert corpus.main(args) == 0  # a rerun resumes: nothing is synthesised again
     assert before == {p: p.stat().st_mtime_ns for p in out.glob("audio/*/*.flac")}
+
+
+def test_pico_is_drawn_only_when_installed() -> None:
+    found = {"espeak": ["en-us"], "flite": ["kal16", "rms"], "festival": ["kal_diphone"],
+             "espeak_variants": []}
+    without = corpus.VoiceBank(found, "/tmp")
+    with_pico = corpus.VoiceBank({**found, "pico": ["en-US"]}, "/tmp")
+    draws = [without.draw(np.random.default_rng(s)).label for s in range(300)]
+    # Pico's weight comes on top of the others, so a bank without it draws as before Pico existed:
+    # espeak-ng 0.40, flite 0.35, festival 0.25.
+    labels = ["espeak:en-us", "flite:kal16", "festival:kal_diphone"]
+    before = [labels[int(np.random.default_rng(s).choice(3, p=[0.40, 0.35, 0.25]))] for s in range(300)]
+    assert draws == before
+    pico = sum(with_pico.draw(np.random.default_rng(s)).engine == "pico" for s in range(2000))
+    share = corpus.ENGINE_WEIGHTS["pico"] / sum(corpus.ENGINE_WEIGHTS.values())
+    assert abs(pico / 2000 - share) < 0.03
+
+
+@pytest.mark.skipif(corpus.pico_engine("en-US") is None, reason="ttspico is not installed")
+def test_pico_speaks_at_the_asked_speed_without_saturating() -> None:
+    text = "she walked with him down the lane & into the church"
+    normal = corpus.pico_say("en-US", text, 1.0, 0.0)
+    fast = corpus.pico_say("en-US", text, 1.2, 0.0)
+    low = corpus.pico_say("en-GB", text, 1.0, -1.0)
+    assert normal.dtype == np.float32 and 1.5 < normal.size / SR < 6
+    assert 0.75 < fast.size / normal.size < 0.92
+    for wave in (normal, fast, low):
+        peak = np.abs(wave).max()
+        assert 0.1 < peak < 0.999 and np.sum(np.abs(wave) >= peak - 1e-4) < 5

@@ -4,8 +4,10 @@ Text comes from Debian packages (Jane Austen's novels in ``r-cran-janeaustenr``,
 Harvard sentences in ``r-cran-stringr``, ``fortunes``/``fortunes-min`` and WordNet usage
 examples in ``wordnet-base``); a package that is not installed is fetched with
 ``apt-get download`` into ``OUT/text_sources`` and unpacked there. Speech comes from the
-English voices of espeak-ng, flite and festival. The voice named first in
-``HELD_OUT_VOICES`` that is available (flite ``rms``) never speaks a training utterance.
+English voices of espeak-ng, flite and festival, and of SVOX Pico (en-US, en-GB) when the
+``ttspico`` package from PyPI is installed (``pip install ttspico``; it compiles Pico with its
+voices). The voice named first in ``HELD_OUT_VOICES`` that is available (flite ``rms``) never
+speaks a training utterance.
 
 Output in ``OUT``: ``audio/<split>/<id>.flac`` (16 kHz mono, 16-bit), the fairseq S2T
 manifests ``train.tsv``, ``dev.tsv``, ``test.tsv``, ``test_unseen_voice.tsv`` whose
@@ -273,10 +275,15 @@ def load_sentences(text_file: Path | None, cache: Path
 
 # ---------------------------------------------------------------- voices
 HELD_OUT_VOICES = ("flite:rms", "espeak:en-029")  # the first one available is held out
-ENGINE_WEIGHTS = {"espeak": 0.40, "flite": 0.35, "festival": 0.25}
+# Pico's weight comes on top, so that a build without it draws exactly as before it was added.
+ENGINE_WEIGHTS = {"espeak": 0.40, "flite": 0.35, "festival": 0.25, "pico": 0.15}
 FLITE_VOICES = ("kal16", "slt", "awb", "rms")  # 'kal' (8 kHz) and 'awb_time' left out
 FESTIVAL_VOICES = ("kal_diphone", "ked_diphone", "cmu_us_slt_arctic_hts")
 FESTIVAL_VOICE_DIRS = Path("/usr/share/festival/voices")
+PICO_VOICES = ("en-US", "en-GB")
+PICO_RATE = 16000
+PICO_VOLUME = 50  # per cent: at 100 Pico saturates its 16-bit output (~1,000 samples a sentence)
+PICO_PITCH_OCTAVES = 0.5  # pitch -1..1 -> Pico pitch level 71..141 % (en-US: ~110-220 Hz)
 ODD_VARIANTS = re.compile(r"(?i)robo|demonic|whisper|croak|announcer|^fast$|tweaky|ricishay"
                           r"|kaukovalta")
 P_PLAIN_ESPEAK = 0.2  # espeak utterances spoken without a +variant
@@ -323,8 +330,36 @@ def list_voices() -> dict[str, list[str]]:
     festival = [v for v in FESTIVAL_VOICES if shutil.which("festival")
                 and any(d.is_dir() for d in FESTIVAL_VOICE_DIRS.glob(f"*/{v}"))]
     return {"espeak": espeak, "flite": [v for v in FLITE_VOICES if v in flite],
-            "festival": festival,
+            "festival": festival, "pico": [v for v in PICO_VOICES if pico_engine(v) is not None],
             "espeak_variants": sorted({v for v in variants if not ODD_VARIANTS.search(v)})}
+
+
+_PICO: dict[str, object] = {}
+
+
+def pico_engine(language: str) -> object | None:
+    """This process's SVOX Pico engine for ``language`` (``ttspico``), or None without it."""
+    if language not in _PICO:
+        try:
+            import ttspico  # optional: only the corpus builder uses it
+
+            _PICO[language] = ttspico.TtsEngine(language)
+        except (ImportError, RuntimeError, OSError):
+            _PICO[language] = None
+    return _PICO[language]
+
+
+def pico_say(language: str, text: str, speed: float, pitch: float) -> np.ndarray:
+    """Pico's 16 kHz speech for ``text`` as float32, at ``speed`` and ``pitch`` (-1..1)."""
+    engine = pico_engine(language)
+    if engine is None:
+        raise RuntimeError(f"SVOX Pico ({language}) is not available: pip install ttspico")
+    engine.volume = PICO_VOLUME  # type: ignore[attr-defined]
+    engine.rate = int(round(100 * speed))  # type: ignore[attr-defined]
+    engine.pitch = int(round(100 * 2 ** (PICO_PITCH_OCTAVES * pitch)))  # type: ignore[attr-defined]
+    escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    pcm = engine.speak(escaped) or b""  # type: ignore[attr-defined]
+    return np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
 
 
 class FestivalPipe:
@@ -410,6 +445,8 @@ class VoiceBank:
                    "-p", str(round(ESPEAK_PITCH + 25 * pitch)), "-w", str(path), "--stdin"]
             subprocess.run(cmd, input=text.encode(), check=True, capture_output=True,
                            timeout=SYNTH_TIMEOUT_S)
+        elif voice.engine == "pico":
+            return pico_say(voice.name, text, speed, pitch), PICO_RATE
         elif voice.engine == "flite":
             cmd = ["flite", "-voice", voice.name, "--setf", f"duration_stretch={1 / speed:.3f}",
                    "-t", text, "-o", str(path)]
