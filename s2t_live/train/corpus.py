@@ -282,8 +282,8 @@ FESTIVAL_VOICES = ("kal_diphone", "ked_diphone", "cmu_us_slt_arctic_hts")
 FESTIVAL_VOICE_DIRS = Path("/usr/share/festival/voices")
 PICO_VOICES = ("en-US", "en-GB")
 PICO_RATE = 16000
-PICO_VOLUME = 50  # per cent: at 100 Pico saturates its 16-bit output (~1,000 samples a sentence)
-PICO_PITCH_OCTAVES = 0.5  # pitch -1..1 -> Pico pitch level 71..141 % (en-US: ~110-220 Hz)
+PICO_VOLUME = 50  # per cent: at 100 Pico saturates its 16-bit output (1,000-1,700 samples a sentence)
+PICO_PITCH_OCTAVES = 0.5  # pitch -1..1 -> Pico pitch level 71..141 % (en-US: 157 Hz at 100, ~114 at 70)
 ODD_VARIANTS = re.compile(r"(?i)robo|demonic|whisper|croak|announcer|^fast$|tweaky|ricishay"
                           r"|kaukovalta")
 P_PLAIN_ESPEAK = 0.2  # espeak utterances spoken without a +variant
@@ -343,7 +343,9 @@ def pico_engine(language: str) -> object | None:
         try:
             import ttspico  # optional: only the corpus builder uses it
 
-            _PICO[language] = ttspico.TtsEngine(language)
+            engine = ttspico.TtsEngine(language)
+            engine.volume = PICO_VOLUME
+            _PICO[language] = engine
         except (ImportError, RuntimeError, OSError):
             _PICO[language] = None
     return _PICO[language]
@@ -354,7 +356,6 @@ def pico_say(language: str, text: str, speed: float, pitch: float) -> np.ndarray
     engine = pico_engine(language)
     if engine is None:
         raise RuntimeError(f"SVOX Pico ({language}) is not available: pip install ttspico")
-    engine.volume = PICO_VOLUME  # type: ignore[attr-defined]
     engine.rate = int(round(100 * speed))  # type: ignore[attr-defined]
     engine.pitch = int(round(100 * 2 ** (PICO_PITCH_OCTAVES * pitch)))  # type: ignore[attr-defined]
     escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
