@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 from pathlib import Path
 
@@ -170,6 +171,20 @@ def test_pico_is_drawn_only_when_installed() -> None:
     pico = sum(with_pico.draw(np.random.default_rng(s)).engine == "pico" for s in range(2000))
     share = corpus.ENGINE_WEIGHTS["pico"] / sum(corpus.ENGINE_WEIGHTS.values())
     assert abs(pico / 2000 - share) < 0.03
+
+
+def test_without_leaves_an_installed_engine_out(tmp_path: Path, monkeypatch) -> None:
+    installed = corpus.list_voices()
+    monkeypatch.setattr(corpus, "list_voices", lambda: {**installed, "pico": ["en-US", "en-GB"]})
+    text = tmp_path / "text.txt"
+    text.write_text(SAMPLE_TEXT)
+    out = tmp_path / "corpus"
+    args = ["--out", str(out), "--jobs", "1", "--max-utts", "6", "--text-file", str(text), "--without", "pico"]
+    assert corpus.parse_args(args).without == ("pico",)
+    assert corpus.main(args) == 0
+    voices = json.loads((out / "corpus_config.json").read_text())["train_voices"]
+    assert voices and not any(v.startswith("pico:") for v in voices)
+    assert all(not r["speaker"].startswith("pico:") for r in read_manifest(out / "train.tsv"))
 
 
 @pytest.mark.skipif(corpus.pico_engine("en-US") is None, reason="ttspico is not installed")

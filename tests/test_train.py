@@ -390,6 +390,22 @@ def test_guided_attention_can_stop_after_its_first_updates(corpus, tmp_path):
     assert ["align" in r for r in records] == [True, True, False, False]
 
 
+def test_specaugment_can_start_after_the_first_updates(corpus, tmp_path):
+    torch.set_num_threads(1)
+    steps = {}
+    for name, extra in {"plain": ["specaugment.freq_masks=0", "specaugment.time_masks=0"],
+                        "late": ["specaugment.freq_masks=2", "specaugment.time_masks=2", "specaugment.start_step=2"],
+                        }.items():
+        out = tmp_path / name
+        train(tiny_config(corpus, out, "max_steps=3", "save_every_steps=1", "keep_last=5", *extra), resume=False)
+        steps[name] = [average.load_checkpoint(p)["model"] for p in average.list_checkpoints(out)]
+    plain, late = steps["plain"], steps["late"]
+    assert len(plain) == len(late) == 3
+    for i in (0, 1):  # updates 1 and 2: unmasked, so the same as without SpecAugment
+        assert all(torch.equal(plain[i][k], late[i][k]) for k in plain[i])
+    assert not all(torch.equal(plain[2][k], late[2][k]) for k in plain[2])  # update 3 is masked
+
+
 def test_intermediate_ctc_mixes_the_ctc_loss_of_an_inner_encoder_layer(corpus, tmp_path):
     torch.set_num_threads(1)
     cfg = tiny_config(corpus, tmp_path, "max_steps=3", "optim.ctc_only_steps=2", "optim.inter_ctc_layer=1",

@@ -492,6 +492,7 @@ class CorpusConfig:
     seed: int = 1
     sizes: tuple[tuple[str, int], ...] = tuple(DEFAULT_SIZES.items())
     text_file: Path | None = None
+    without: tuple[str, ...] = ()  # engines left out although installed ("pico", "festival", ...)
 
 
 def frames_of(num_samples: int) -> int:
@@ -688,7 +689,8 @@ def build(cfg: CorpusConfig) -> dict[str, int]:
     rng = np.random.default_rng(cfg.seed)
     sentences, source_counts = load_sentences(cfg.text_file, cfg.out / "text_sources")
     pools = partition_sentences(sentences, sizes, rng)
-    bank = VoiceBank(list_voices(), tempfile.mkdtemp(prefix="s2t-corpus-"))
+    found = {engine: [] if engine in cfg.without else names for engine, names in list_voices().items()}
+    bank = VoiceBank(found, tempfile.mkdtemp(prefix="s2t-corpus-"))
     print(f"[corpus] {len(sentences)} sentences {source_counts}; training voices: "
           f"{[v.label for v in bank.train_voices]}; held out: {bank.held_out.label}",
           file=sys.stderr, flush=True)
@@ -720,11 +722,15 @@ def parse_args(argv: list[str] | None = None) -> CorpusConfig:
                             help=f"utterances in {split} (default {DEFAULT_SIZES[split]})")
     parser.add_argument("--text-file", type=Path, default=None,
                         help="use this text (one paragraph a line) instead of the Debian sources")
+    parser.add_argument("--without", action="append", default=[], choices=sorted(ENGINE_WEIGHTS),
+                        help="leave this engine's voices out although it is installed (repeatable); "
+                             "--without pico rebuilds a corpus made before the Pico voices")
     args = parser.parse_args(argv)
     overrides = {s: getattr(args, f"{s}_utts") for s in DEFAULT_SIZES}
     sizes = split_sizes(args.max_utts, overrides)
     return CorpusConfig(out=args.out, jobs=args.jobs, seed=args.seed,
-                        sizes=tuple(sizes.items()), text_file=args.text_file)
+                        sizes=tuple(sizes.items()), text_file=args.text_file,
+                        without=tuple(args.without))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -111,6 +111,7 @@ class SpecAugmentConfig:
     time_width: int = 40  # T: widest time mask, in frames
     time_ratio: float = 0.2  # p: a time mask covers at most this fraction of the utterance
     mask_value: float = 0.0  # 0 is the mean after utterance CMVN
+    start_step: int = 0  # the first updates see unmasked features (masking slows a model still learning to listen)
 
     @property
     def enabled(self) -> bool:
