@@ -130,11 +130,16 @@ def read_manifest(path: Path) -> list[dict[str, str]]:
 
 
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
-def test_tiny_build_end_to_end(tmp_path: Path) -> None:
+def tiny_build_args(tmp_path: Path, out: Path) -> list[str]:
+    """Arguments of a six-utterance build of ``SAMPLE_TEXT`` into ``out``."""
     text = tmp_path / "text.txt"
     text.write_text(SAMPLE_TEXT)
+    return ["--out", str(out), "--jobs", "1", "--max-utts", "6", "--text-file", str(text)]
+
+
+def test_tiny_build_end_to_end(tmp_path: Path) -> None:
     out = tmp_path / "corpus"
-    args = ["--out", str(out), "--jobs", "1", "--max-utts", "6", "--text-file", str(text)]
+    args = tiny_build_args(tmp_path, out)
     assert corpus.main(args) == 0
     for split in ("train", "dev", "test", "test_unseen_voice"):
         path = out / f"{split}.tsv"
@@ -176,10 +181,8 @@ def test_pico_is_drawn_only_when_installed() -> None:
 def test_without_leaves_an_installed_engine_out(tmp_path: Path, monkeypatch) -> None:
     installed = corpus.list_voices()
     monkeypatch.setattr(corpus, "list_voices", lambda: {**installed, "pico": ["en-US", "en-GB"]})
-    text = tmp_path / "text.txt"
-    text.write_text(SAMPLE_TEXT)
     out = tmp_path / "corpus"
-    args = ["--out", str(out), "--jobs", "1", "--max-utts", "6", "--text-file", str(text), "--without", "pico"]
+    args = [*tiny_build_args(tmp_path, out), "--without", "pico"]
     assert corpus.parse_args(args).without == ("pico",)
     assert corpus.main(args) == 0
     voices = json.loads((out / "corpus_config.json").read_text())["train_voices"]
