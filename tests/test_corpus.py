@@ -129,7 +129,9 @@ def read_manifest(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))
 
 
-@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
+needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
+
+
 def tiny_build_args(tmp_path: Path, out: Path) -> list[str]:
     """Arguments of a six-utterance build of ``SAMPLE_TEXT`` into ``out``."""
     text = tmp_path / "text.txt"
@@ -137,6 +139,7 @@ def tiny_build_args(tmp_path: Path, out: Path) -> list[str]:
     return ["--out", str(out), "--jobs", "1", "--max-utts", "6", "--text-file", str(text)]
 
 
+@needs_espeak
 def test_tiny_build_end_to_end(tmp_path: Path) -> None:
     out = tmp_path / "corpus"
     args = tiny_build_args(tmp_path, out)
@@ -178,6 +181,7 @@ def test_pico_is_drawn_only_when_installed() -> None:
     assert abs(pico / 2000 - share) < 0.03
 
 
+@needs_espeak
 def test_without_leaves_an_installed_engine_out(tmp_path: Path, monkeypatch) -> None:
     installed = corpus.list_voices()
     monkeypatch.setattr(corpus, "list_voices", lambda: {**installed, "pico": ["en-US", "en-GB"]})
