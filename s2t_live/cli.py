@@ -37,9 +37,9 @@ bonus_argument = number_argument("the word bonus", -1e30, 1e30, "a number")  # -
 
 
 def add_lm_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--lm-weight`` and ``--word-bonus``: shallow fusion with the model's word LM (lm.arpa)."""
+    """``--lm-weight`` and ``--word-bonus``: shallow fusion with the model's word LM (lm.npz or lm.arpa)."""
     parser.add_argument("--lm-weight", type=lm_weight_argument, default=None,
-                        help="weight of the model's word language model (lm.arpa), for models that have one; "
+                        help="weight of the model's word language model (lm.npz or lm.arpa), for models that have one; "
                              "0 turns it off (default: the model's)")
     parser.add_argument("--word-bonus", type=bonus_argument, default=None,
                         help="score added per word while the word LM is on (default: the model's)")

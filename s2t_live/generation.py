@@ -56,7 +56,7 @@ class GenerationConfig:
     # s2t-live: weight of the CTC prefix score in joint CTC/attention decoding (models with a CTC head).
     ctc_weight: float | None = None
     lexicon_penalty: float | None = None  # score cost of each word outside the model's lexicon.txt
-    lm_weight: float | None = None  # weight of the model's word LM (lm.arpa) in shallow fusion
+    lm_weight: float | None = None  # weight of the model's word LM (lm.npz / lm.arpa) in shallow fusion
     word_bonus: float | None = None  # score added per finished word when the word LM is on
     use_cache: bool = True
     return_dict_in_generate: bool = False
@@ -409,8 +409,8 @@ def generate(model: Any, inputs: Tensor | None = None, generation_config: Genera
     ``forced_bos_token_id``, ``forced_eos_token_id``, ``num_return_sequences``, and ``ctc_weight``
     (joint CTC/attention decoding, for a model with a CTC head; 0 ignores the head), ``lexicon_penalty``
     (the cost of each word outside the model's ``lexicon.txt``; 0 ignores it), ``lm_weight`` and
-    ``word_bonus`` (shallow fusion with the model's word n-gram LM ``lm.arpa``; 0 ignores it). Returns (B * n, L) ids
-    starting with the decoder start token, or a ``GenerateOutput`` with ``return_dict_in_generate``."""
+    ``word_bonus`` (shallow fusion with the model's word n-gram LM ``lm.npz``/``lm.arpa``; 0 ignores it).
+    Returns (B * n, L) ids starting with the decoder start token, or a ``GenerateOutput`` with ``return_dict_in_generate``."""
     features = inputs if inputs is not None else kwargs.pop("input_features", None)
     encoder_outputs = kwargs.pop("encoder_outputs", None)
     if features is None and encoder_outputs is None:

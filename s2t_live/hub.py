@@ -15,6 +15,7 @@ HUB_FILES = [
     "special_tokens_map.json", "vocab.json", "sentencepiece.bpe.model", "model.safetensors",
     "model.safetensors.index.json", "model-*.safetensors", "pytorch_model.bin", "pytorch_model.bin.index.json",
     "pytorch_model-*.bin", "added_tokens.json",
+    "lexicon.txt", "lm.npz", "lm.arpa", "lm.arpa.gz",  # s2t-live's decoding extras, where a repository has them
 ]
 
 

@@ -8,9 +8,9 @@ The cost is paid as early as it is certain: on the token after which the word be
 the beginning of any listed word, or, for a word that is a proper prefix of listed ones ("th"), on the
 token that ends it. Out-of-list words stay possible (names, rare words), only dearer.
 
-With a word language model as well (``s2t_live.ngram``, the folder's ``lm.arpa``) and ``lm_weight`` W > 0,
-each word adds W * ln p(word | the words before it) + ``word_bonus``, and the end token W * ln p(</s> | ...):
-shallow fusion. The word's share is paid piece by piece as it is spelled (a unigram look-ahead, which the
+With a word language model as well (``s2t_live.ngram``, the folder's ``lm.npz`` or ``lm.arpa``) and
+``lm_weight`` W > 0, each word adds W * ln p(word | the words before it) + ``word_bonus``, and the end
+token W * ln p(</s> | ...): shallow fusion. The word's share is paid piece by piece as it is spelled (a unigram look-ahead, which the
 token that ends the word completes to the n-gram score), and a word outside every listed and LM word pays
 ``<unk>`` and -ln(vocabulary) for each of its pieces. The LM's words serve as the list when the
 folder has no ``lexicon.txt``.
@@ -76,8 +76,8 @@ class Lexicon:
 
     @classmethod
     def from_folder(cls, folder: str | Path, special: Iterable[int]) -> "Lexicon | None":
-        """The lexicon of a model folder (``lexicon.txt`` and/or ``lm.arpa``, with the tokenizer's
-        ``vocab.json``), or None when it has neither; ``ModelError`` when the files are unreadable."""
+        """The lexicon of a model folder (``lexicon.txt`` and/or its LM, ``lm.npz`` or ``lm.arpa``, with the
+        tokenizer's ``vocab.json``), or None when it has neither; ``ModelError`` when the files are unreadable."""
         folder = Path(folder)
         path = folder / LEXICON_FILE
         lm = NGramLM.from_folder(folder)
@@ -101,7 +101,7 @@ class Lexicon:
     def save(self, folder: str | Path) -> None:
         write_words(folder, self.words)
         if self.lm is not None:
-            self.lm.write_arpa(Path(folder) / LM_FILES[1])
+            self.lm.write_npz(Path(folder) / LM_FILES[0])
 
     def split(self, ids: Sequence[int]) -> tuple[list[str], str]:
         """The finished words of ``ids`` since the last special token, and the word being spelled."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -53,6 +54,24 @@ def test_arpa_round_trip_keeps_every_probability(tmp_path, name):
         assert back.logprob(context, word) == pytest.approx(lm.logprob(context, word), abs=1e-4)
 
 
+@pytest.mark.parametrize("order", [1, 2, 3, 4])
+def test_compact_form_round_trip_keeps_every_probability(tmp_path, order):
+    lm = kneser_ney(TEXT, order)
+    lm.write(tmp_path / "lm.npz")
+    back = NGramLM.from_folder(tmp_path)
+    assert back is not None and back.order == order and back.probs.keys() == lm.probs.keys()
+    assert back.size() == lm.size() and len(back) == len(lm)
+    for context in (["<s>"], ["the", "cat"], ["sat", "on", "the"], ["zebra"]):
+        for word in [*sorted(lm.vocab), "zebra"]:
+            assert back.logprob(context, word) == lm.logprob(context, word)
+
+
+def test_a_folder_prefers_the_compact_lm_to_arpa(tmp_path):
+    kneser_ney(TEXT, 2).write(tmp_path / "lm.arpa.gz")
+    kneser_ney(TEXT, 3).write(tmp_path / "lm.npz")
+    assert NGramLM.from_folder(tmp_path).order == 3
+
+
 ARPA = """\\data\\
 ngram 1=5
 ngram 2=2
@@ -80,6 +99,39 @@ def test_back_off_follows_the_arpa_definition(tmp_path):
     assert lm.logprob(["the"], "the") == pytest.approx((-0.25 - 0.5) * ln10)  # back-off(the) + p(the)
     assert lm.logprob(["cat"], "the") == pytest.approx(-0.5 * ln10)  # no back-off listed for "cat": 0
     assert lm.logprob(["the"], "dog") == pytest.approx((-0.25 - 2.0) * ln10)  # unknown: <unk>
+
+
+def test_an_ngram_whose_prefix_is_unlisted_backs_off_as_arpa_defines(tmp_path):
+    # "<s> the cat" is listed but its prefix "<s> the" is not: that context's back-off weight is 1.
+    unigrams = ARPA[ARPA.index("\\1-grams:"):ARPA.index("\\2-grams:")]
+    (tmp_path / "lm.arpa").write_text("\\data\\\nngram 1=5\nngram 2=1\nngram 3=1\n\n" + unigrams
+                                      + "\\2-grams:\n-0.3\tthe cat\n\n\\3-grams:\n-0.05\t<s> the cat\n\n\\end\\\n")
+    lm = NGramLM.from_folder(tmp_path)
+    ln10 = math.log(10)
+    assert lm.order == 3 and len(lm) == 7
+    assert lm.logprob(["<s>", "the"], "cat") == pytest.approx(-0.05 * ln10)
+    assert lm.logprob(["<s>"], "the") == pytest.approx((-0.5 - 0.5) * ln10)  # back-off(<s>) + p(the)
+    assert lm.logprob(["<s>", "the"], "the") == pytest.approx((-0.25 - 0.5) * ln10)  # via "the" alone
+    lm.write(tmp_path / "lm.npz")
+    assert NGramLM.from_folder(tmp_path).logprob(["<s>", "the"], "cat") == lm.logprob(["<s>", "the"], "cat")
+
+
+@pytest.mark.parametrize("damage", ["not a zip", "no keys", "unsorted"])
+def test_a_broken_compact_lm_is_one_clear_error(tmp_path, damage):
+    path = tmp_path / "lm.npz"
+    if damage == "not a zip":
+        path.write_bytes(b"PK\x03\x04 truncated")
+    else:
+        kneser_ney(TEXT, 3).write(path)
+        with np.load(path) as z:
+            arrays = {name: z[name] for name in z.files}
+        if damage == "no keys":
+            del arrays["keys3"]
+        else:
+            arrays["keys2"] = arrays["keys2"][::-1].copy()
+        np.savez(path, **arrays)
+    with pytest.raises(ModelError, match="lm.npz"):
+        NGramLM.from_folder(tmp_path)
 
 
 @pytest.mark.parametrize("text,message", [

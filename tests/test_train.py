@@ -343,7 +343,7 @@ def test_training_writes_a_folder_the_engine_loads_and_transcribes_with(trained,
     lines = (folder / "lexicon.txt").read_text().splitlines()
     assert lines == sorted(set(lines)) and "zebra" in lines
     # lm.order: a word bigram LM of the same text, in the folder and loaded with the lexicon.
-    assert (folder / "lm.arpa.gz").is_file() and model.lexicon.lm.order == 2
+    assert (folder / "lm.npz").is_file() and model.lexicon.lm.order == 2
     assert model.lexicon.lm.vocab - {"<s>", "</s>", "<unk>"} == model.lexicon.words
 
 

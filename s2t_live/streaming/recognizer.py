@@ -42,7 +42,7 @@ class StreamConfig:
     offline_check: bool = False  # also decode each final segment unconstrained and report agreement
     ctc_weight: float | None = None  # joint CTC/attention weight, 0-1 (None: the model's generation config)
     lexicon_penalty: float | None = None  # cost of a word outside the model's lexicon (None: the model's)
-    lm_weight: float | None = None  # weight of the model's word LM, lm.arpa (None: the model's)
+    lm_weight: float | None = None  # weight of the model's word LM, lm.npz / lm.arpa (None: the model's)
     word_bonus: float | None = None  # score per finished word when the word LM is on (None: the model's)
     endpoint: EndpointConfig = field(default_factory=EndpointConfig)
 

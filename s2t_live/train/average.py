@@ -105,7 +105,7 @@ def write_model(folder: str | Path, state: dict[str, torch.Tensor], model_config
     """Write a model folder the engine loads: config.json, generation_config.json, model.safetensors,
     preprocessor_config.json, the tokenizer files copied from ``tokenizer_dir`` and, given ``words``, the
     lexicon (``lexicon.txt``: each distinct word once, sorted) for ``lexicon_penalty`` decoding, and given
-    ``lm`` (``s2t_live.ngram.NGramLM``) the word LM ``lm.arpa.gz`` for ``lm_weight`` decoding.
+    ``lm`` (``s2t_live.ngram.NGramLM``) the word LM ``lm.npz`` for ``lm_weight`` decoding.
 
     ``float16`` stores the weights in half precision (half the size); ``config.json`` still says
     ``torch_dtype: float32``, so loaders compute in float32 either way. A CTC head in ``state`` is kept
@@ -132,7 +132,7 @@ def write_model(folder: str | Path, state: dict[str, torch.Tensor], model_config
         if words:
             write_words(folder, words)
         if lm is not None:
-            lm.write_arpa(folder / LM_FILES[1])
+            lm.write_npz(folder / LM_FILES[0])
     except OSError as exc:
         raise OutputError(f"{folder}: cannot write the model ({exc.strerror or exc})") from None
     return folder

@@ -1,7 +1,8 @@
 """Train a word n-gram language model (interpolated modified Kneser-Ney, Chen & Goodman 1998) on text and
-write it as ARPA, for ``lm_weight`` decoding (``s2t_live.ngram``).
+write it, for ``lm_weight`` decoding (``s2t_live.ngram``), as ``lm.npz`` (the compact form a model folder
+carries) or as ARPA text for other tools (``.arpa``, ``.arpa.gz``).
 
-    python -m s2t_live.train.lm --order 3 --min-count 2 --out model/lm.arpa.gz corpus/train_text.txt ...
+    python -m s2t_live.train.lm --order 3 --min-count 2 --out model/lm.npz corpus/train_text.txt ...
 
 Lower orders count continuations (how many different words precede an n-gram) rather than occurrences,
 except after ``<s>``; each order has three discounts, from its counts of counts. n-grams of two words and
@@ -104,7 +105,7 @@ def kneser_ney(sentences: Iterable[Sequence[str]], order: int = 3, min_count: in
     for gram, p in probs.items():
         b = backoffs.get(gram, 1.0) if len(gram) < order and gram in children else 1.0
         table[gram] = (math.log(p) if p > 0 else -99.0 * LN10, math.log(b))
-    return NGramLM(table)
+    return NGramLM.from_probs(table)
 
 
 def backoff_prob(probs: dict[Gram, float], backoffs: dict[Gram, float], gram: Gram, vocab: int) -> float:
@@ -130,7 +131,8 @@ def read_sentences(paths: Sequence[Path]) -> list[list[str]]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m s2t_live.train.lm", description=__doc__.split("\n\n")[0])
     parser.add_argument("text", nargs="+", type=Path, help="text files, one sentence per line")
-    parser.add_argument("--out", type=Path, required=True, help="ARPA file to write (.gz: compressed)")
+    parser.add_argument("--out", type=Path, required=True,
+                        help="file to write: .npz the compact form that loads fastest, otherwise ARPA (.gz: compressed)")
     parser.add_argument("--order", type=int, default=3)
     parser.add_argument("--vocab-size", type=int, default=0,
                         help="keep the N most frequent words, the others are <unk> (default: all)")
@@ -139,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         lm = kneser_ney(read_sentences(args.text), args.order, args.min_count, args.vocab_size)
-        lm.write_arpa(args.out)
+        lm.write(args.out)
     except (OSError, UnicodeDecodeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -86,7 +86,7 @@ class TokenizerConfig:
 
 @dataclass
 class LMConfig:
-    """A word n-gram language model shipped with the model (``lm.arpa.gz``, for ``lm_weight`` decoding),
+    """A word n-gram language model shipped with the model (``lm.npz``, for ``lm_weight`` decoding),
     trained on the lexicon's text: the training transcripts and the corpus folder's extra_text.txt."""
 
     order: int = 0  # 0: none
