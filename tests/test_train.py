@@ -159,8 +159,13 @@ def test_embedded_second_stage_recipe_continues_the_first():
     assert second.optim.ctc_weight > 0 and second.optim.lr < first.optim.lr  # the CTC head trains on
     shipped = json.loads((Path(__file__).parents[1] / "assets" / "default" / "generation_config.json").read_text())
     assert {k: shipped[k] for k in second.generation} == second.generation  # its decoding is the shipped one's
-    for stage in (first, second):  # bfloat16 with shapes that repeat, so oneDNN reuses its kernels
-        assert stage.amp and stage.data.pad_frames == 64 and stage.data.pad_tokens == 8
+    # float32, the model card's arithmetic, in both stages; shapes that repeat for those who pass amp=true
+    assert not first.amp and not second.amp
+    for stage in (first, second):
+        assert stage.data.pad_frames == 64 and stage.data.pad_tokens == 8
+    # the phoneme head, flite's phones on layer 4, trains in stage 1 only (it is not saved with the model)
+    assert (first.optim.phoneme_ctc_layer, first.optim.phoneme_ctc_weight, first.data.phonemizer) == (4, 0.3, "flite")
+    assert second.optim.phoneme_ctc_layer == 0
 
 
 # ----- batching, SpecAugment, loss, averaging ---------------------------------------------------------
