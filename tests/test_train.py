@@ -26,7 +26,7 @@ from s2t_live.train.data import (SpecAugmentConfig, SpeechDataset, bucket_batche
                                  shard, spec_augment, vtlp)
 from s2t_live.train.recipe import ConfigError, load_config, train
 from s2t_live.train.trainer import (attention_targets, guided_attention_loss, inverse_sqrt, label_smoothed_loss,
-                                   tri_stage)
+                                   tri_stage, Trainer)
 
 SENTENCES = ["the cat sat on the mat", "a dog ran in the park", "she sells sea shells", "open the door please",
              "it is cold today", "we like green tea", "turn on the light", "the sun is bright"]
@@ -494,6 +494,10 @@ def test_phoneme_loss_stops_after_phoneme_ctc_steps_and_flite_phones_are_kept_ap
     from s2t_live.train import phonemes
 
     monkeypatch.setattr(phonemes, "flite_phonemize", lambda texts: [t.split() for t in texts])  # words as phones
+    computed = []  # whether each update ran the phoneme head: not at all once its updates are over
+    forward_loss = Trainer.forward_loss
+    monkeypatch.setattr(Trainer, "forward_loss", lambda self, batch: (
+        forward_loss(self, batch), computed.append(self.module.phone_logits is not None))[0])
     torch.set_num_threads(1)
     opts = ("optim.ctc_only_steps=1", "optim.phoneme_ctc_layer=1", "optim.phoneme_ctc_weight=0.5",
             "optim.phoneme_ctc_steps=2", 'data.phonemizer="flite"')
@@ -501,6 +505,7 @@ def test_phoneme_loss_stops_after_phoneme_ctc_steps_and_flite_phones_are_kept_ap
     records = [r for r in map(json.loads, (tmp_path / "a" / "log.jsonl").read_text().splitlines()) if "loss" in r]
     assert [r["step"] for r in records] == [1, 2, 3, 4]
     assert [("phone_ctc" in r) for r in records] == [True, True, False, False]
+    assert computed == [True, True, False, False]
     assert records[0]["loss"] == pytest.approx(records[0]["ctc"] + 0.5 * records[0]["phone_ctc"], rel=1e-4)
     assert (tmp_path / "a" / "phonemes_flite.tsv").read_text().splitlines()[0] == "u0\tthe cat sat on the mat"
     assert not (tmp_path / "a" / "phonemes.tsv").exists()

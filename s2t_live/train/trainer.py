@@ -228,6 +228,7 @@ class TrainingModule(torch.nn.Module):
         self.phone_in: list[Tensor] = []
         self.phone_logits: Tensor | None = None
         self.phone_head: torch.nn.Module | None = None
+        self.phones_on = True  # the trainer turns the phoneme head off once optim.phoneme_ctc_steps are done
         layers = model.model.encoder.layers
         if inter_layer:
             if not ctc or not 0 < inter_layer < len(layers):
@@ -267,7 +268,7 @@ class TrainingModule(torch.nn.Module):
         encoded = encoder(input_features, attention_mask).last_hidden_state
         self.inter_logits = self.ctc(encoder.layer_norm(self.inter[-1])) if self.inter else None
         self.phone_logits = None
-        if self.phone_head is not None and self.phone_in:
+        if self.phone_head is not None and self.phones_on and self.phone_in:
             out = self.phone_head(self.phone_in[-1])  # (B, S, 2 (P + 1)) -> (B, 2 S, P + 1): two per frame
             self.phone_logits = out.reshape(out.size(0), -1, self.num_phones + 1)
         logits = None
@@ -394,6 +395,8 @@ class Trainer:
         detach = self.pos.step < opt.detached_decoder_steps
         decoder_input_ids = None if ctc_only else shift_tokens_right(batch.labels, config.pad_token_id,
                                                                      config.decoder_start_token_id)
+        steps = opt.phoneme_ctc_steps
+        self.module.phones_on = not 0 < steps <= self.pos.step  # no phoneme head work after its updates
         with torch.autocast(self.device.type, dtype=torch.bfloat16) if self.cfg.amp else nullcontext():
             logits, ctc_logits = self.net(batch.input_features, batch.attention_mask, decoder_input_ids, detach)
         if logits is None:
