@@ -517,6 +517,44 @@ def test_phoneme_loss_stops_after_phoneme_ctc_steps_and_flite_phones_are_kept_ap
         load_config(None, ["data.train=x.tsv", "optim.phoneme_ctc_steps=-1"])
 
 
+def test_a_second_stage_starts_its_phoneme_head_from_the_first_stages(corpus, tmp_path, monkeypatch):
+    from s2t_live.train import phonemes
+
+    monkeypatch.setattr(phonemes, "flite_phonemize", lambda texts: [t.split() for t in texts])
+    torch.set_num_threads(1)
+    opts = ("optim.phoneme_ctc_layer=1", "optim.phoneme_ctc_weight=0.5", 'data.phonemizer="flite"', "data.dev=''")
+    train(tiny_config(corpus, tmp_path / "a", "max_steps=2", *opts), resume=False)
+    ckpt = average.list_checkpoints(tmp_path / "a")[-1]
+    heads = []  # the head as each update finds it
+    forward_loss = Trainer.forward_loss
+
+    def spy(self, batch):
+        if self.module.phone_head is not None:
+            heads.append({k: v.clone() for k, v in self.module.phone_head.state_dict().items()})
+        return forward_loss(self, batch)
+
+    monkeypatch.setattr(Trainer, "forward_loss", spy)
+    second = tiny_config(corpus, tmp_path / "b", "max_steps=1", f"init_from='{tmp_path / 'a' / 'model'}'",
+                         f"optim.phoneme_head_from='{ckpt}'", *opts)
+    second.model = {"dropout": 0.0}
+    train(second, resume=False)
+    saved = average.load_checkpoint(ckpt)["phone_head"]
+    assert heads and all(torch.equal(heads[0][k], saved[k]) for k in saved)
+    # without it the head starts untrained; a checkpoint without a head, or no head to load into, is refused
+    heads.clear()
+    fresh = tiny_config(corpus, tmp_path / "c", "max_steps=1", f"init_from='{tmp_path / 'a' / 'model'}'", *opts)
+    fresh.model = {"dropout": 0.0}
+    train(fresh, resume=False)
+    assert not all(torch.equal(heads[0][k], saved[k]) for k in saved)
+    train(tiny_config(corpus, tmp_path / "d", "max_steps=1", "data.dev=''"), resume=False)
+    plain = average.list_checkpoints(tmp_path / "d")[-1]
+    with pytest.raises(ConfigError, match="has no phoneme head on layer 1"):
+        train(tiny_config(corpus, tmp_path / "e", "max_steps=1", f"optim.phoneme_head_from='{plain}'", *opts),
+              resume=False)
+    with pytest.raises(ConfigError, match="needs the phoneme head on"):
+        load_config(None, ["data.train=x.tsv", f"optim.phoneme_head_from='{ckpt}'"])
+
+
 def test_detached_decoder_updates_train_the_encoder_on_ctc_alone(corpus, tmp_path):
     """While the decoder is detached, the encoder's first update is that of CTC alone (Adam's first step is
     scale-free once its epsilon is negligible, so the CTC weight does not show), and the decoder trains too."""

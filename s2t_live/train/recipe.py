@@ -132,6 +132,10 @@ class OptimConfig:
     phoneme_ctc_layer: int = 0
     phoneme_ctc_weight: float = 0.0
     phoneme_ctc_steps: int = 0
+    # A checkpoint (checkpoints/step_*.pt) of an earlier run with the same phoneme head (layer, phonemizer,
+    # corpus) whose trained head a new run starts from, e.g. a second stage that goes on learning the
+    # phonemes; without it the head starts untrained. Read once, when the run starts (not on resume).
+    phoneme_head_from: str = ""
 
 
 @dataclass
@@ -292,6 +296,8 @@ def check_config(cfg: TrainConfig) -> None:
     if phone < 0 or phone and cfg.optim.phoneme_ctc_weight <= 0:
         raise ConfigError("optim.phoneme_ctc_layer (an encoder layer, from 1; 0: off) needs optim.phoneme_ctc_weight "
                           "> 0")
+    if cfg.optim.phoneme_head_from and not phone:
+        raise ConfigError("optim.phoneme_head_from needs the phoneme head on (optim.phoneme_ctc_layer)")
     if cfg.optim.phoneme_ctc_steps < 0:
         raise ConfigError("optim.phoneme_ctc_steps must be >= 0 (0: the phoneme loss in every update)")
     from .phonemes import PHONEMIZERS
@@ -459,6 +465,8 @@ def run_training(cfg: TrainConfig, resume: bool) -> Path:
         trainer.restore(average.load_checkpoint(checkpoints[-1]), checkpoints[-1])
     else:
         trainer.reseed()
+        if cfg.optim.phoneme_head_from:
+            load_phoneme_head(cfg, trainer)
     if dist.is_main:
         size = sum(p.numel() for p in set(model.parameters()))
         print(f"{len(dataset)} training utterances ({dropped} too long, skipped), {len(dev)} for validation, "
@@ -472,6 +480,23 @@ def run_training(cfg: TrainConfig, resume: bool) -> Path:
     if dist.world_size > 1:
         torch.distributed.destroy_process_group()
     return folder
+
+
+def load_phoneme_head(cfg: TrainConfig, trainer: Trainer) -> None:
+    """Start the phoneme head from ``optim.phoneme_head_from``'s, which must have learnt the same phonemes."""
+    path = cfg.optim.phoneme_head_from
+    ckpt = average.load_checkpoint(path)
+    old = ckpt.get("config", {})
+    layer = old.get("optim", {}).get("phoneme_ctc_layer", 0)
+    phonemizer = old.get("data", {}).get("phonemizer", "espeak-ng")
+    if "phone_head" not in ckpt or (layer, phonemizer) != (cfg.optim.phoneme_ctc_layer, cfg.data.phonemizer):
+        raise ConfigError(f"optim.phoneme_head_from: {path} has no phoneme head on layer "
+                          f"{cfg.optim.phoneme_ctc_layer} with data.phonemizer = \"{cfg.data.phonemizer}\"")
+    try:
+        trainer.module.phone_head.load_state_dict(ckpt["phone_head"])
+    except RuntimeError:
+        raise ConfigError(f"optim.phoneme_head_from: {path} learnt another phoneme set than this corpus "
+                          "has") from None
 
 
 def lexicon_texts(cfg: TrainConfig, rows: list) -> list[str]:
