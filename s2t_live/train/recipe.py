@@ -32,7 +32,8 @@ from ..processor import Speech2TextProcessor
 from ..tokenizer import Speech2TextTokenizer
 from . import average
 from .data import SpecAugmentConfig, SpeechDataset, filter_lengths, read_manifest, read_texts
-from .trainer import SCHEDULES, Progress, Trainer, barrier, cpu_has_fast_bfloat16, setup_distributed
+from .trainer import (SCHEDULES, Progress, Trainer, barrier, checkpoint_phonemes, cpu_has_fast_bfloat16,
+                      setup_distributed)
 
 DROPOUT_KEYS = ("dropout", "attention_dropout", "activation_dropout", "encoder_layerdrop", "decoder_layerdrop")
 
@@ -483,20 +484,19 @@ def run_training(cfg: TrainConfig, resume: bool) -> Path:
 
 
 def load_phoneme_head(cfg: TrainConfig, trainer: Trainer) -> None:
-    """Start the phoneme head from ``optim.phoneme_head_from``'s, which must have learnt the same phonemes."""
+    """Start the phoneme head from ``optim.phoneme_head_from``'s: the same layer and phonemizer, and as many
+    phonemes. Phoneme ids follow the corpus's phoneme set, so the same corpus gives the same ids; only
+    their number is checked."""
     path = cfg.optim.phoneme_head_from
     ckpt = average.load_checkpoint(path)
-    old = ckpt.get("config", {})
-    layer = old.get("optim", {}).get("phoneme_ctc_layer", 0)
-    phonemizer = old.get("data", {}).get("phonemizer", "espeak-ng")
-    if "phone_head" not in ckpt or (layer, phonemizer) != (cfg.optim.phoneme_ctc_layer, cfg.data.phonemizer):
+    if "phone_head" not in ckpt or checkpoint_phonemes(ckpt) != (cfg.optim.phoneme_ctc_layer, cfg.data.phonemizer):
         raise ConfigError(f"optim.phoneme_head_from: {path} has no phoneme head on layer "
                           f"{cfg.optim.phoneme_ctc_layer} with data.phonemizer = \"{cfg.data.phonemizer}\"")
     try:
         trainer.module.phone_head.load_state_dict(ckpt["phone_head"])
     except RuntimeError:
-        raise ConfigError(f"optim.phoneme_head_from: {path} learnt another phoneme set than this corpus "
-                          "has") from None
+        raise ConfigError(f"optim.phoneme_head_from: {path} learnt another number of phonemes than this "
+                          "corpus has") from None
 
 
 def lexicon_texts(cfg: TrainConfig, rows: list) -> list[str]:

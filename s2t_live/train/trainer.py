@@ -324,6 +324,13 @@ class Position:
 # Trainer
 
 
+def checkpoint_phonemes(ckpt: dict[str, Any]) -> tuple[int, str]:
+    """The phoneme head a checkpoint was trained with: its encoder layer (0: none) and phonemizer."""
+    config = ckpt.get("config", {})
+    return (config.get("optim", {}).get("phoneme_ctc_layer", 0),
+            config.get("data", {}).get("phonemizer", "espeak-ng"))
+
+
 class Trainer:
     """Model, optimizer, schedule and data position of one run; ``run`` trains until a limit is hit."""
 
@@ -421,9 +428,9 @@ class Trainer:
     def with_phonemes(self, loss: Tensor, parts: dict[str, Tensor], frames: Tensor,
                       batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
         """``loss`` plus ``optim.phoneme_ctc_weight`` times the phoneme CTC loss (part ``phone_ctc``), when
-        the phoneme head is on (and, with ``optim.phoneme_ctc_steps``, for that many updates)."""
-        logits, steps = self.module.phone_logits, self.cfg.optim.phoneme_ctc_steps
-        if logits is None or batch.phones is None or 0 < steps <= self.pos.step:
+        the phoneme head ran (``forward_loss`` turns it off after ``optim.phoneme_ctc_steps``)."""
+        logits = self.module.phone_logits
+        if logits is None or batch.phones is None:
             return loss, parts
         phone = ctc_loss(logits, PHONE_UPSAMPLE * frames, batch.phones, blank=0, eos=-1)
         return loss + self.cfg.optim.phoneme_ctc_weight * phone, {**parts, "phone_ctc": phone.detach()}
@@ -510,11 +517,10 @@ class Trainer:
         if with_ctc != (self.module.ctc is not None):
             raise S2TError(f"{path} was trained {'with' if with_ctc else 'without'} the CTC loss: keep "
                            "optim.ctc_weight on the same side of 0, or pass --no-resume")
-        phone_layer = ckpt["config"]["optim"].get("phoneme_ctc_layer", 0)
+        phone_layer, phonemizer = checkpoint_phonemes(ckpt)
         if phone_layer != self.cfg.optim.phoneme_ctc_layer:
             raise S2TError(f"{path} was trained with optim.phoneme_ctc_layer = {phone_layer}: keep it, or pass "
                            "--no-resume")
-        phonemizer = ckpt["config"]["data"].get("phonemizer", "espeak-ng")
         if phone_layer and phonemizer != self.cfg.data.phonemizer:
             raise S2TError(f"{path} learnt the phonemes of data.phonemizer = \"{phonemizer}\": keep it, or pass "
                            "--no-resume")
