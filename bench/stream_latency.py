@@ -7,7 +7,7 @@ use (cores busy on average), and word agreement of the streaming finals with (a)
 of each final's own segment and (b) one offline decode of the whole input. Without ``--model`` an
 s2t-small-shaped checkpoint is fitted briefly on the clips (cached in ``--cache``).
 
-    python bench/stream_latency.py [--model DIR] [--threads 1] [--chunk 0.5] [--beams 1]
+    python bench/stream_latency.py [--model DIR] [--threads 1] [--chunk 0.5] [--beams 1] [--final-beams N]
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def offline(recognizer: Recognizer, wave: np.ndarray) -> tuple[str, float]:
     """Text of one unconstrained decode of all of ``wave`` and the seconds it took."""
     begun = time.perf_counter()
     frames = recognizer.processor.feature_extractor(wave, sampling_rate=SR, return_tensors="pt")["input_features"]
-    ids = recognizer.model.generate(frames, num_beams=recognizer.config.num_beams,
+    ids = recognizer.model.generate(frames, num_beams=recognizer.decoder.final_beams,
                                     max_length=recognizer.decoder.max_length)
     return recognizer.processor.tokenizer.decode(ids[0], skip_special_tokens=True), time.perf_counter() - begun
 
@@ -125,20 +125,22 @@ def main() -> None:
     parser.add_argument("--speed", type=float, default=1.0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--chunk", type=float, default=0.5)
-    parser.add_argument("--beams", type=int, default=1)
+    parser.add_argument("--beams", type=int, default=1, help="partials' beam size")
+    parser.add_argument("--final-beams", type=int, default=None, help="finals' beam size (default: --beams)")
     parser.add_argument("--only", nargs="*", help="clip names to run (default: all, plus the concatenation)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     clips = read_clips(args.clips)
     folder = model_folder(args, clips)
-    config = StreamConfig(chunk_seconds=args.chunk, num_beams=args.beams, offline_check=True)
+    config = StreamConfig(chunk_seconds=args.chunk, num_beams=args.beams, final_beams=args.final_beams,
+                          offline_check=True)
     recognizer = Recognizer.from_pretrained(folder, config)
     waves = {name: wave for name, wave, _ in clips}
     inputs = [(n, waves[n]) for n in (args.only or waves)]
     if not args.only:
         inputs.append(("concatenation", np.concatenate([waves[n] for n in CONCAT])))
     print(f"model {folder} ({recognizer.model.num_parameters() / 1e6:.1f} M parameters), {args.threads} thread(s), "
-          f"chunk {args.chunk} s, beams {args.beams}, speed {args.speed}")
+          f"chunk {args.chunk} s, beams {args.beams}/{args.final_beams or args.beams}, speed {args.speed}")
     report([run_one(recognizer, name, wave, args.speed) for name, wave in inputs])
 
 

@@ -14,7 +14,7 @@ from .cli import add_lm_arguments, penalty_argument, weight_argument
 from .export import Segment, render, to_srt, write_atomic
 from .streaming.endpoint import EndpointConfig
 from .streaming.events import Event, FinalEvent, PartialEvent, StatusEvent
-from .streaming.recognizer import Recognizer, StreamConfig
+from .streaming.recognizer import FINAL_BEAMS, Recognizer, StreamConfig
 from .streaming.worker import EventQueue, StreamingWorker
 
 DIM, RESET, CLEAR_LINE = "\033[2m", "\033[0m", "\r\033[K"
@@ -23,7 +23,9 @@ DIM, RESET, CLEAR_LINE = "\033[2m", "\033[0m", "\r\033[K"
 def _add_recognizer_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="model folder, fairseq checkpoint or hub id (default: the built-in model)")
     parser.add_argument("--chunk", type=float, default=0.5, help="seconds of new audio between partial results")
-    parser.add_argument("--beams", type=int, default=1, help="beam size (1 = greedy)")
+    parser.add_argument("--beams", type=int, default=1, help="beam size of partial results (1 = greedy)")
+    parser.add_argument("--final-beams", type=int, default=FINAL_BEAMS,
+                        help=f"beam size of final results (default {FINAL_BEAMS}; 1 = greedy)")
     parser.add_argument("--ctc-weight", type=weight_argument, default=None,
                         help="weight of the CTC head in joint decoding, 0-1 (default: the model's)")
     parser.add_argument("--lexicon-penalty", type=penalty_argument, default=None,
@@ -43,7 +45,8 @@ def load_recognizer(args: argparse.Namespace, offline_check: bool) -> Recognizer
     if args.threads:
         torch.set_num_threads(args.threads)
     endpoint = EndpointConfig(min_silence=args.silence, max_segment=args.max_segment)
-    config = StreamConfig(chunk_seconds=args.chunk, num_beams=args.beams, offline_check=offline_check,
+    config = StreamConfig(chunk_seconds=args.chunk, num_beams=args.beams, final_beams=args.final_beams,
+                          offline_check=offline_check,
                           endpoint=endpoint, ctc_weight=args.ctc_weight,
                           lexicon_penalty=args.lexicon_penalty, lm_weight=args.lm_weight,
                           word_bonus=args.word_bonus)

@@ -16,9 +16,10 @@ from s2t_live.ngram import NGramLM
 from s2t_live.train.data import read_manifest
 
 HELDOUT = Path(__file__).parent / "data" / "heldout"
-# `evaluate` scores these 16 clips (159 words) at 31.4 % with the shipped model (the models before it:
-# 34.0 %, 44.7 %): a regression bound, not the target of issue 8.
-MAX_HELDOUT_WER = 0.36
+# `transcribe` and `evaluate` score these 16 clips (159 words) at 28.3 % with the shipped model and its 20
+# beams (31.4 % at 5 beams; the models before it: 34.0 %, 44.7 %): a regression bound, not the target of
+# issue 8.
+MAX_HELDOUT_WER = 0.33
 
 
 def test_embedded_model_is_the_default_and_fits_the_budget(monkeypatch):

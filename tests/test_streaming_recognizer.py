@@ -163,17 +163,42 @@ def fbank_of(wave):
     return fbank(wave).numpy()
 
 
+def check_offline_texts(recognizer, finals, wave, num_beams):
+    """Each final's offline_text is ``generate`` with ``num_beams`` beams on exactly its segment's audio."""
+    proc = recognizer.processor
+    for final in finals:
+        audio = wave[int(round(final.start * SR)):int(round(final.end * SR))]
+        features = proc.feature_extractor(audio, sampling_rate=SR, return_tensors="pt")["input_features"]
+        ids = recognizer.model.generate(features, num_beams=num_beams, max_length=recognizer.decoder.max_length)
+        assert final.offline_text == proc.tokenizer.decode(ids[0], skip_special_tokens=True)
+
+
 def test_beam_search_streams_too(recognizer, clips):
     beams = Recognizer(recognizer.model, recognizer.processor, StreamConfig(num_beams=3, offline_check=True))
     wave = clips["LJ002-0035.wav"]
     finals = finals_of(run_chunked(beams.create_stream(), wave))
     assert_ordered_and_covering(finals, wave)
-    proc = recognizer.processor
-    for final in finals:
-        audio = wave[int(round(final.start * SR)):int(round(final.end * SR))]
-        features = proc.feature_extractor(audio, sampling_rate=SR, return_tensors="pt")["input_features"]
-        ids = recognizer.model.generate(features, num_beams=3, max_length=recognizer.decoder.max_length)
-        assert final.offline_text == proc.tokenizer.decode(ids[0], skip_special_tokens=True)
+    check_offline_texts(recognizer, finals, wave, num_beams=3)
+
+
+def test_greedy_partials_with_beam_finals(recognizer, clips, monkeypatch):
+    """final_beams searches the finals (and their offline check) with beams while partials stay greedy;
+    the committed words still open every final."""
+    mixed = Recognizer(recognizer.model, recognizer.processor,
+                       StreamConfig(num_beams=1, final_beams=3, offline_check=True))
+    decoder, searches, plain = mixed.decoder, set(), mixed.decoder._generate
+
+    def recording(encoded, prefix, max_length, draft=(), *, num_beams=1):
+        searches.add(("final" if max_length == decoder.max_length else "partial", num_beams))
+        return plain(encoded, prefix, max_length, draft, num_beams=num_beams)
+    monkeypatch.setattr(decoder, "_generate", recording)
+    wave = clips["jfk.flac"]
+    events = run_chunked(mixed.create_stream(), wave)
+    finals = finals_of(events)
+    assert_ordered_and_covering(finals, wave)
+    check_committed_kept(events)
+    assert searches == {("partial", 1), ("final", 3)}  # partials stop short of max_length on this clip
+    check_offline_texts(recognizer, finals, wave, num_beams=3)
 
 
 def test_silence_between_two_clips_ends_a_segment(recognizer, clips):

@@ -46,8 +46,9 @@ class FinalDecode:
 class SegmentDecoder:
     """Encode a segment's frames and decode partial or final token ids (content only: no start/eos).
 
-    ``num_beams`` applies to partials and finals alike; ``partial_max_new_tokens`` bounds how far a
-    partial decodes past the committed tokens; finals and offline decodes share ``max_length``;
+    ``num_beams`` is the partials' beam size (1: greedy), ``final_beams`` that of the finals and of the
+    offline check (None: ``num_beams``); ``partial_max_new_tokens`` bounds how far a partial decodes past
+    the committed tokens; finals and offline decodes share ``max_length``;
     ``ctc_weight`` (0-1) weighs the model's CTC head in every decode, ``lexicon_penalty`` prices words
     outside its lexicon and ``lm_weight`` / ``word_bonus`` weigh its word LM (None: the checkpoint's
     settings).
@@ -56,11 +57,12 @@ class SegmentDecoder:
     def __init__(self, model: Any, processor: Any, num_beams: int = 1, partial_max_new_tokens: int = 10,
                  max_length: int | None = None, ctc_weight: float | None = None,
                  lexicon_penalty: float | None = None, lm_weight: float | None = None,
-                 word_bonus: float | None = None) -> None:
+                 word_bonus: float | None = None, final_beams: int | None = None) -> None:
         self.model = model
         self.extractor = processor.feature_extractor
         self.tokenizer = processor.tokenizer
         self.num_beams = num_beams
+        self.final_beams = final_beams or num_beams
         self.partial_max_new_tokens = partial_max_new_tokens
         self.ctc_weight, self.lexicon_penalty = ctc_weight, lexicon_penalty
         self.lm_weight, self.word_bonus = lm_weight, word_bonus
@@ -117,11 +119,11 @@ class SegmentDecoder:
 
     @torch.inference_mode()
     def _generate(self, encoded: Tensor, prefix: Sequence[int], max_length: int,
-                  draft: Sequence[int] = ()) -> list[int]:
+                  draft: Sequence[int] = (), *, num_beams: int = 1) -> list[int]:
         """Greedy (checking ``draft`` first) or beam decoding of one segment continuing ``prefix``, with
         the checkpoint's settings (as ``generate`` resolves them) plus the committed-word guard."""
         prompt = [self.start_id, *prefix]
-        gc, _ = resolve_config(self.model, None, {"num_beams": self.num_beams, "max_length": max_length,
+        gc, _ = resolve_config(self.model, None, {"num_beams": num_beams, "max_length": max_length,
                                                   "num_return_sequences": 1, "ctc_weight": self.ctc_weight,
                                                   "lexicon_penalty": self.lexicon_penalty,
                                                   "lm_weight": self.lm_weight, "word_bonus": self.word_bonus},
@@ -140,13 +142,16 @@ class SegmentDecoder:
         """The hypothesis for a partial: ``committed`` then at most ``partial_max_new_tokens`` more.
         ``draft``: a guess of those tokens (the previous partial's tentative ones)."""
         limit = min(self.max_length, len(committed) + 1 + self.partial_max_new_tokens)
-        return self._generate(encoded, committed, limit, draft) if limit > len(committed) + 1 else list(committed)
+        if limit <= len(committed) + 1:
+            return list(committed)
+        return self._generate(encoded, committed, limit, draft, num_beams=self.num_beams)
 
     def final(self, encoded: Tensor, committed: Sequence[int], offline: bool, draft: Sequence[int] = ()) -> FinalDecode:
         """The segment's final tokens, continuing from ``committed`` (``draft``: a guess of the rest);
         with ``offline`` also the unconstrained decode, which is checked against the final first."""
         committed = list(committed)
-        tokens = self._generate(encoded, committed, self.max_length, draft)
+        tokens = self._generate(encoded, committed, self.max_length, draft, num_beams=self.final_beams)
         if not offline:
             return FinalDecode(tokens)
-        return FinalDecode(tokens, self._generate(encoded, [], self.max_length, tokens))
+        return FinalDecode(tokens, self._generate(encoded, [], self.max_length, tokens,
+                                                   num_beams=self.final_beams))
