@@ -125,8 +125,8 @@ def main() -> None:
     parser.add_argument("--speed", type=float, default=1.0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--chunk", type=float, default=0.5)
-    parser.add_argument("--beams", type=int, default=1, help="partials' beam size")
-    parser.add_argument("--final-beams", type=int, default=None, help="finals' beam size (default: --beams)")
+    parser.add_argument("--beams", type=int, default=None, help="partials' beam size (default: the model's, else 1)")
+    parser.add_argument("--final-beams", type=int, default=None, help="finals' beam size (default: the model's)")
     parser.add_argument("--only", nargs="*", help="clip names to run (default: all, plus the concatenation)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -140,7 +140,7 @@ def main() -> None:
     if not args.only:
         inputs.append(("concatenation", np.concatenate([waves[n] for n in CONCAT])))
     print(f"model {folder} ({recognizer.model.num_parameters() / 1e6:.1f} M parameters), {args.threads} thread(s), "
-          f"chunk {args.chunk} s, beams {args.beams}/{args.final_beams or args.beams}, speed {args.speed}")
+          f"chunk {args.chunk} s, beams {"/".join(map(str, recognizer.beams()))}, speed {args.speed}")
     report([run_one(recognizer, name, wave, args.speed) for name, wave in inputs])
 
 

@@ -30,6 +30,24 @@ def number_argument(what: str, low: float, high: float, span: str) -> Callable[[
     return parse
 
 
+def count_argument(what: str) -> Callable[[str], int]:
+    """An argparse type: a whole number >= 1 (``what`` names it in the error)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = 0
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"{what} is a whole number >= 1, not {text!r}")
+        return value
+    return parse
+
+
+beams_argument = count_argument("the beam size")  # --num-beams, --beams, --final-beams
+tokens_argument = count_argument("the token limit")  # --max-new-tokens
+threads_argument = count_argument("the number of threads")  # --threads
+seconds_argument = number_argument("the duration", 1e-3, 1e9, "a number of seconds, at least 0.001")
+speed_argument = number_argument("the speed", 0.0, 1e6, "a number >= 0 (0: as fast as possible)")
 weight_argument = number_argument("the CTC weight", 0.0, 1.0, "a number from 0 to 1")  # --ctc-weight
 penalty_argument = number_argument("the lexicon penalty", 0.0, 1e30, "a number >= 0")  # --lexicon-penalty
 lm_weight_argument = number_argument("the LM weight", 0.0, 1e30, "a number >= 0")  # --lm-weight
@@ -92,8 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("transcribe", help="transcribe audio files")
     p.add_argument("files", nargs="+", metavar="FILE", help="wav, flac, mp3 or ogg; any rate and channels")
     add_model_arguments(p)
-    p.add_argument("--num-beams", type=int, default=None, help="beam size (default: the model's)")
-    p.add_argument("--max-new-tokens", type=int, default=None, help="longest text per piece, in tokens")
+    p.add_argument("--num-beams", type=beams_argument, default=None, help="beam size (default: the model's)")
+    p.add_argument("--max-new-tokens", type=tokens_argument, default=None, help="longest text per piece, in tokens")
     p.add_argument("--ctc-weight", type=weight_argument, default=None,
                    help="weight of the CTC head in joint CTC/attention decoding, 0-1, for models that have "
                         "one (default: the model's)")

@@ -10,11 +10,12 @@ import shutil
 import sys
 from typing import Any, TextIO
 
-from .cli import add_lm_arguments, penalty_argument, weight_argument
+from .cli import (add_lm_arguments, beams_argument, penalty_argument, seconds_argument, speed_argument,
+                  threads_argument, weight_argument)
 from .export import Segment, render, to_srt, write_atomic
 from .streaming.endpoint import EndpointConfig
 from .streaming.events import Event, FinalEvent, PartialEvent, StatusEvent
-from .streaming.recognizer import FINAL_BEAMS, Recognizer, StreamConfig
+from .streaming.recognizer import Recognizer, StreamConfig
 from .streaming.worker import EventQueue, StreamingWorker
 
 DIM, RESET, CLEAR_LINE = "\033[2m", "\033[0m", "\r\033[K"
@@ -22,18 +23,20 @@ DIM, RESET, CLEAR_LINE = "\033[2m", "\033[0m", "\r\033[K"
 
 def _add_recognizer_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="model folder, fairseq checkpoint or hub id (default: the built-in model)")
-    parser.add_argument("--chunk", type=float, default=0.5, help="seconds of new audio between partial results")
-    parser.add_argument("--beams", type=int, default=1, help="beam size of partial results (1 = greedy)")
-    parser.add_argument("--final-beams", type=int, default=FINAL_BEAMS,
-                        help=f"beam size of final results (default {FINAL_BEAMS}; 1 = greedy)")
+    parser.add_argument("--chunk", type=seconds_argument, default=0.5, help="seconds of new audio between partial results")
+    parser.add_argument("--beams", type=beams_argument, default=None,
+                        help="beam size of partial results, 1 = greedy (default: the model's streaming setting, "
+                             "else greedy)")
+    parser.add_argument("--final-beams", type=beams_argument, default=None,
+                        help="beam size of final results (default: the model's streaming setting, else --beams)")
     parser.add_argument("--ctc-weight", type=weight_argument, default=None,
                         help="weight of the CTC head in joint decoding, 0-1 (default: the model's)")
     parser.add_argument("--lexicon-penalty", type=penalty_argument, default=None,
                         help="cost of each word outside the model's lexicon, 0: off (default: the model's)")
     add_lm_arguments(parser)
-    parser.add_argument("--silence", type=float, default=0.5, help="trailing silence (s) that ends a segment")
-    parser.add_argument("--max-segment", type=float, default=16.0, help="longest segment (s) before a forced cut")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads for the model")
+    parser.add_argument("--silence", type=seconds_argument, default=0.5, help="trailing silence (s) that ends a segment")
+    parser.add_argument("--max-segment", type=seconds_argument, default=16.0, help="longest segment (s) before a forced cut")
+    parser.add_argument("--threads", type=threads_argument, default=None, help="CPU threads for the model")
 
 
 def load_recognizer(args: argparse.Namespace, offline_check: bool) -> Recognizer:
@@ -187,7 +190,7 @@ def add_stream_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser = subparsers.add_parser("stream", help="play an audio file through the live recognizer")
     parser.add_argument("file", help="audio file (WAV, FLAC, OGG, MP3)")
     _add_recognizer_options(parser)
-    parser.add_argument("--speed", type=float, default=1.0, help="x real time (0 = as fast as possible)")
+    parser.add_argument("--speed", type=speed_argument, default=1.0, help="x real time (0 = as fast as possible)")
     parser.add_argument("--format", choices=("jsonl", "srt", "txt"), default="jsonl")
     parser.add_argument("--no-offline-check", action="store_true",
                         help="skip the offline decode of each segment (no offline_text/agreement)")

@@ -58,6 +58,10 @@ class GenerationConfig:
     lexicon_penalty: float | None = None  # score cost of each word outside the model's lexicon.txt
     lm_weight: float | None = None  # weight of the model's word LM (lm.npz / lm.arpa) in shallow fusion
     word_bonus: float | None = None  # score added per finished word when the word LM is on
+    # s2t-live: the beam sizes the live recognizer uses with this model, for partials and for finals, when
+    # the stream's own settings leave them open (None: greedy partials, finals like the partials).
+    stream_num_beams: int | None = None
+    stream_final_beams: int | None = None
     use_cache: bool = True
     return_dict_in_generate: bool = False
     output_scores: bool = False

@@ -157,3 +157,21 @@ def test_batch_size_below_one_is_one_line(tiny_model, realspeech_dir, capsys):
     code, out, err = run(capsys, "transcribe", realspeech_dir / "jfk.flac", "--model", tiny_model, "--batch-size", 0)
     assert code == 1 and out == ""
     assert err.count("\n") == 1 and "batch size" in err
+
+
+@pytest.mark.parametrize("argv, what", [
+    (["transcribe", "x.wav", "--num-beams", "0"], "the beam size is a whole number >= 1, not '0'"),
+    (["transcribe", "x.wav", "--max-new-tokens", "-3"], "the token limit is a whole number >= 1"),
+    (["stream", "x.wav", "--beams", "-1"], "the beam size is a whole number >= 1"),
+    (["stream", "x.wav", "--final-beams", "two"], "the beam size is a whole number >= 1, not 'two'"),
+    (["stream", "x.wav", "--threads", "0"], "the number of threads is a whole number >= 1"),
+    (["stream", "x.wav", "--chunk", "0"], "the duration is a number of seconds"),
+    (["listen", "--silence", "-1"], "the duration is a number of seconds"),
+    (["stream", "x.wav", "--speed", "-1"], "the speed is a number >= 0"),
+    (["evaluate", "--model", "m", "--manifest", "t.tsv", "--limit", "0"], "the utterance limit is a whole number"),
+])
+def test_out_of_range_options_are_usage_errors(capsys, argv, what):
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and what in err and "Traceback" not in err

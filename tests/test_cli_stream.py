@@ -75,11 +75,12 @@ def test_devices_without_portaudio_is_a_device_error(monkeypatch):
 def test_listen_defaults():
     args = parse(["listen"])
     assert args.model is None and args.device is None and args.srt is None and not args.offline_check
-    assert (args.beams, args.final_beams) == (1, 5)  # greedy partials, finals over 5 beams
+    assert (args.beams, args.final_beams) == (None, None)  # the model's streaming setting, else greedy
 
 
-@pytest.mark.parametrize("extra, searches", [([], (1, 5)), (["--final-beams", "3"], (1, 3)),
-                                             (["--beams", "2", "--final-beams", "1"], (2, 1))])
+# The fitted test model declares no streaming beams: greedy unless asked.
+@pytest.mark.parametrize("extra, searches", [([], (1, 1)), (["--final-beams", "3"], (1, 3)),
+                                             (["--beams", "2"], (2, 2)), (["--beams", "2", "--final-beams", "1"], (2, 1))])
 def test_stream_beam_options_reach_the_decoder(model_dir, extra, searches):
     args = parse(["stream", str(REALSPEECH / "jfk.flac"), "--model", str(model_dir), *extra])
     decoder = cli_stream.load_recognizer(args, offline_check=True).decoder

@@ -39,7 +39,10 @@ def test_embedded_model_is_the_default_and_fits_the_budget(monkeypatch):
 def test_embedded_model_decodes_with_its_ctc_head():
     folder = embedded_model_dir()
     assert json.loads((folder / "config.json").read_text())["ctc_head"] is True
-    assert json.loads((folder / "generation_config.json").read_text())["ctc_weight"] == 0.4
+    generation = json.loads((folder / "generation_config.json").read_text())
+    assert generation["ctc_weight"] == 0.4 and generation["num_beams"] == 20
+    # Live captions: partials over 5 beams, finals over 10 (recipes/embedded_anneal.toml has the measurements).
+    assert (generation["stream_num_beams"], generation["stream_final_beams"]) == (5, 10)
     with safe_open(folder / "model.safetensors", "pt") as f:
         assert f.get_tensor("ctc_head.weight").shape == (1000, 160)
 

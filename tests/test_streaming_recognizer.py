@@ -201,6 +201,23 @@ def test_greedy_partials_with_beam_finals(recognizer, clips, monkeypatch):
     check_offline_texts(recognizer, finals, wave, num_beams=3)
 
 
+def test_beam_sizes_come_from_the_stream_then_the_model_then_greedy(recognizer, monkeypatch):
+    def beams(**settings):
+        return Recognizer(recognizer.model, recognizer.processor, StreamConfig(**settings)).decoder
+
+    def searches(decoder):
+        return decoder.num_beams, decoder.final_beams
+
+    assert searches(beams()) == (1, 1) and searches(beams(num_beams=3)) == (3, 3)
+    gc = recognizer.model.generation_config
+    monkeypatch.setattr(gc, "stream_num_beams", 2)
+    monkeypatch.setattr(gc, "stream_final_beams", 4)
+    assert searches(beams()) == (2, 4)
+    assert searches(beams(num_beams=1)) == (1, 4) and searches(beams(final_beams=1)) == (2, 1)
+    monkeypatch.setattr(gc, "stream_final_beams", None)
+    assert searches(beams()) == (2, 2)
+
+
 def test_silence_between_two_clips_ends_a_segment(recognizer, clips):
     first, second = clips["LJ002-0020.wav"], clips["LJ002-0035.wav"]
     wave = np.concatenate([first, np.zeros(2 * SR, np.float32), second])

@@ -11,7 +11,7 @@ from s2t_live.errors import ModelError
 from s2t_live.hub import default_model
 from s2t_live.streaming.events import Event
 from s2t_live.streaming.microphone import MicrophoneSource, list_input_devices
-from s2t_live.streaming.recognizer import FINAL_BEAMS, Recognizer, StreamConfig
+from s2t_live.streaming.recognizer import Recognizer, StreamConfig
 from s2t_live.streaming.sources import FileSource
 from s2t_live.streaming.worker import StreamingWorker
 
@@ -58,7 +58,7 @@ class StreamingSessionFactory:
         with self._lock:
             if key != self._key:
                 self._recognizer = None  # free the old model before loading the next
-                recognizer = self.load(model, StreamConfig(chunk_seconds=config.chunk_seconds, final_beams=FINAL_BEAMS),
+                recognizer = self.load(model, StreamConfig(chunk_seconds=config.chunk_seconds),
                                        device=self.torch_device)
                 if config.tgt_lang:
                     force_target_language(recognizer, config.tgt_lang)

@@ -29,10 +29,6 @@ from .events import Event, FinalEvent, PartialEvent, StatusEvent
 from .policy import LocalAgreement
 
 WINDOW = 400  # samples in one 25 ms filterbank window
-# The finals' beam size in the app and on the command line (partials stay greedy). The embedded model on
-# the 16 held-out clips, 1 thread: streaming WER 41.5 % greedy, 37.1 % at 5 beams, 34.0 % at 10, 30.8 %
-# at 20; final lag p95 (bench/stream_latency.py, offline check on) 0.38 / 0.51 / 0.82 / 1.42 s.
-FINAL_BEAMS = 5
 
 
 @dataclass(frozen=True)
@@ -40,8 +36,11 @@ class StreamConfig:
     """How a stream decodes: partial cadence, search, agreement, offline check and endpointing."""
 
     chunk_seconds: float = 0.5  # new audio between two partial decodes
-    num_beams: int = 1  # the partials' beam size, 1: greedy
-    final_beams: int | None = None  # the finals' (and the offline check's) beam size (None: num_beams)
+    # Beam sizes of the partials and of the finals (and of the offline check); 1: greedy. None: what the
+    # model's generation config asks for (stream_num_beams, stream_final_beams), else greedy partials
+    # and finals like the partials.
+    num_beams: int | None = None
+    final_beams: int | None = None
     agreement: int = 2  # LocalAgreement-n
     partial_max_new_tokens: int = 10  # how far a partial decodes past the committed tokens
     offline_check: bool = False  # also decode each final segment unconstrained and report agreement
@@ -341,11 +340,18 @@ class Recognizer:
     def __init__(self, model: Any, processor: Any, config: StreamConfig | None = None) -> None:
         self.model, self.processor = model, processor
         self.config = config or StreamConfig()
-        self.decoder = SegmentDecoder(model, processor, self.config.num_beams, self.config.partial_max_new_tokens,
+        partial_beams, final_beams = self.beams()
+        self.decoder = SegmentDecoder(model, processor, partial_beams, self.config.partial_max_new_tokens,
                                       ctc_weight=self.config.ctc_weight,
                                       lexicon_penalty=self.config.lexicon_penalty,
                                       lm_weight=self.config.lm_weight, word_bonus=self.config.word_bonus,
-                                      final_beams=self.config.final_beams)
+                                      final_beams=final_beams)
+
+    def beams(self) -> tuple[int, int]:
+        """The partials' and the finals' beam sizes: the stream's settings, else the model's, else greedy."""
+        gc = getattr(self.model, "generation_config", None)
+        partial = self.config.num_beams or getattr(gc, "stream_num_beams", None) or 1
+        return partial, self.config.final_beams or getattr(gc, "stream_final_beams", None) or partial
 
     @classmethod
     def from_pretrained(cls, name_or_path: Any, config: StreamConfig | None = None, device: Any = None) -> "Recognizer":

@@ -144,16 +144,16 @@ def evaluate_model(model_dir: str, manifest: str, limit: int | None = None, devi
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The evaluation options, shared by this module's CLI and ``s2t-live evaluate``."""
-    from ..cli import add_lm_arguments, penalty_argument, weight_argument
+    from ..cli import add_lm_arguments, beams_argument, count_argument, penalty_argument, weight_argument
     parser.add_argument("--model", "-m", required=True, help="model folder or hub id")
     parser.add_argument("--manifest", required=True, help="fairseq S2T manifest (TSV) to score")
-    parser.add_argument("--num-beams", type=int, default=None, help="beam size (default: the model's)")
+    parser.add_argument("--num-beams", type=beams_argument, default=None, help="beam size (default: the model's)")
     parser.add_argument("--ctc-weight", type=weight_argument, default=None,
                         help="weight of the CTC head in joint decoding, 0-1 (default: the model's)")
     parser.add_argument("--lexicon-penalty", type=penalty_argument, default=None,
                         help="cost of each word outside the model's lexicon, 0: off (default: the model's)")
     add_lm_arguments(parser)
-    parser.add_argument("--limit", type=int, default=None, help="score only the first N utterances")
+    parser.add_argument("--limit", type=count_argument("the utterance limit"), default=None, help="score only the first N utterances")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--audio-root", default=None, help="folder the audio paths are relative to "
                                                            "(default: the manifest's folder)")

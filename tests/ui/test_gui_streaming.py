@@ -64,6 +64,6 @@ def test_factory_reuses_the_loaded_model_and_forces_the_target_language():
     assert factory.recognizer(SessionConfig(model="/m", chunk_seconds=0.5, tgt_lang="fr")) is first
     assert first.model.generation_config.forced_bos_token_id == 9
     factory.recognizer(SessionConfig(model="/m", chunk_seconds=1.0))
-    assert loads == [("/m", 0.5, 1, 5), ("/m", 1.0, 1, 5)]  # greedy partials, finals over 5 beams
+    assert loads == [("/m", 0.5, None, None), ("/m", 1.0, None, None)]  # the model's streaming beams
     with pytest.raises(ModelError, match="no target language 'ja'"):
         force_target_language(first, "ja")
