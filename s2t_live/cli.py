@@ -48,6 +48,21 @@ tokens_argument = count_argument("the token limit")  # --max-new-tokens
 threads_argument = count_argument("the number of threads")  # --threads
 seconds_argument = number_argument("the duration", 1e-3, 1e9, "a number of seconds, at least 0.001")
 speed_argument = number_argument("the speed", 0.0, 1e6, "a number >= 0 (0: as fast as possible)")
+_warp_factor = number_argument("the frequency warp", 0.5, 2.0, "'auto' or a number from 0.5 to 2 (1: none)")
+
+
+def warp_argument(text: str) -> float | None:
+    """``--warp``: 'auto' (None: the model's choice per file or speaker) or a fixed factor."""
+    return None if text == "auto" else _warp_factor(text)
+
+
+def add_warp_argument(parser: argparse.ArgumentParser, unit: str) -> None:
+    parser.add_argument("--warp", type=warp_argument, default=None, metavar="auto|FACTOR",
+                        help=f"frequency warp of the audio, per {unit}: 'auto' (default) tries the model's "
+                             "warp_factors and keeps the one its CTC head prefers (models that list none: no "
+                             "warp); a number fixes it, 1 turns it off")
+
+
 weight_argument = number_argument("the CTC weight", 0.0, 1.0, "a number from 0 to 1")  # --ctc-weight
 penalty_argument = number_argument("the lexicon penalty", 0.0, 1e30, "a number >= 0")  # --lexicon-penalty
 lm_weight_argument = number_argument("the LM weight", 0.0, 1e30, "a number >= 0")  # --lm-weight
@@ -72,7 +87,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     from .transcribe import Transcriber  # torch import only when needed
 
     transcriber = Transcriber(args.model, device=args.device, tgt_lang=args.tgt_lang, quantize=args.int8,
-                              batch_size=args.batch_size, num_beams=args.num_beams,
+                              batch_size=args.batch_size, warp=args.warp, num_beams=args.num_beams,
                               max_new_tokens=args.max_new_tokens, ctc_weight=args.ctc_weight,
                               lexicon_penalty=args.lexicon_penalty, lm_weight=args.lm_weight,
                               word_bonus=args.word_bonus)
@@ -119,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="score cost of each word outside the model's lexicon.txt, for models that have one; "
                         "0 turns it off (default: the model's)")
     add_lm_arguments(p)
+    add_warp_argument(p, "file")
     p.add_argument("--batch-size", type=int, default=8,
                    help="pieces decoded together (default 8; 1 decodes them one by one)")
     p.add_argument("--format", "-f", choices=FORMATS, default="txt")

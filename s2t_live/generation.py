@@ -62,6 +62,9 @@ class GenerationConfig:
     # the stream's own settings leave them open (None: greedy partials, finals like the partials).
     stream_num_beams: int | None = None
     stream_final_beams: int | None = None
+    # s2t-live: frequency warps tried on each file (or speaker) before decoding, the one the CTC head finds
+    # most familiar used (test-time vocal tract length normalisation, s2t_live.warp); None: no warping.
+    warp_factors: list[float] | None = None
     use_cache: bool = True
     return_dict_in_generate: bool = False
     output_scores: bool = False

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -18,6 +18,7 @@ from .loading import quantize_int8
 from .model import Speech2TextForConditionalGeneration
 from .processor import Speech2TextProcessor
 from .segment import Span, split_at_pauses
+from .warp import choose_warp, warped_features
 
 
 @dataclass
@@ -27,6 +28,7 @@ class Transcript:
     file: str
     duration: float
     segments: list[Segment] = field(default_factory=list)
+    warp: float = 1.0  # the frequency warp its audio was decoded with (s2t_live.warp)
 
     @property
     def text(self) -> str:
@@ -34,17 +36,20 @@ class Transcript:
 
 
 @torch.inference_mode()
-def encode_each(model: Any, processor: Any, waves: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+def encode_each(model: Any, processor: Any, waves: list[np.ndarray],
+                warps: Sequence[float] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Encoder states of 16 kHz ``waves``, each encoded on its own (unpadded: padding would reach an
     utterance's last frames through the convolutions, which read padded frames as the reference does),
     padded together afterwards: ``(B, S, d)`` states and the ``(B, T)`` feature-frame mask that
-    ``generate(encoder_outputs=...)`` takes."""
+    ``generate(encoder_outputs=...)`` takes. ``warps``: a frequency warp per wave (1.0: none)."""
     frames, hidden = [], []
-    for wave in waves:
-        inputs = processor(wave, sampling_rate=SAMPLE_RATE, return_tensors="pt")
-        frames.append(inputs["input_features"].size(1))
-        hidden.append(model.model.encoder(inputs["input_features"].to(model.device, model.dtype),
-                                          inputs["attention_mask"].to(model.device)).last_hidden_state[0])
+    for wave, warp in zip(waves, warps or [1.0] * len(waves)):
+        if warp == 1.0:
+            features = processor(wave, sampling_rate=SAMPLE_RATE, return_tensors="pt")["input_features"]
+        else:
+            features = warped_features(processor.feature_extractor, wave, warp)
+        frames.append(features.size(1))
+        hidden.append(model.model.encoder(features.to(model.device, model.dtype)).last_hidden_state[0])
     padded = torch.nn.utils.rnn.pad_sequence(hidden, batch_first=True)
     mask = (torch.arange(max(frames))[None, :] < torch.tensor(frames)[:, None]).long().to(model.device)
     return padded, mask
@@ -55,15 +60,18 @@ class Transcriber:
 
     ``generate_kwargs`` (``num_beams``, ``max_new_tokens``, ``forced_bos_token_id``...) override the
     checkpoint's generation defaults. Pieces are decoded ``batch_size`` at a time: decoding one token
-    reads every decoder weight from memory, so a batch costs little more than a single piece."""
+    reads every decoder weight from memory, so a batch costs little more than a single piece. ``warp``:
+    the frequency warp of every file (1.0: none); None: per file, the one of the model's ``warp_factors``
+    that its CTC head prefers (``s2t_live.warp``; no warping for models that list none)."""
 
     def __init__(self, model_name: str | None = None, device: str = "cpu", tgt_lang: str | None = None,
-                 quantize: bool = False, batch_size: int = 8, **generate_kwargs: Any):
+                 quantize: bool = False, batch_size: int = 8, warp: float | None = None, **generate_kwargs: Any):
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise ModelError("--device cuda was asked for but no CUDA GPU is available; use --device cpu")
         if batch_size < 1:
             raise ModelError(f"batch size must be at least 1, not {batch_size}")
         self.batch_size = batch_size
+        self.warp = warp
         name = model_name or default_model()
         self.processor = Speech2TextProcessor.from_pretrained(name)
         self.model = Speech2TextForConditionalGeneration.from_pretrained(name, device=device)
@@ -77,16 +85,24 @@ class Transcriber:
                                  f"{', '.join(sorted(codes)) or 'none (not multilingual)'}")
             self.generate_kwargs["forced_bos_token_id"] = codes[tgt_lang]
 
+    def file_warp(self, pieces: Sequence[np.ndarray]) -> float:
+        """The frequency warp for one file's (one speaker's) ``pieces``."""
+        if self.warp is not None:
+            return self.warp
+        factors = getattr(self.model.generation_config, "warp_factors", None) or []
+        return choose_warp(self.model, self.processor.feature_extractor, pieces, factors)
+
     def decode(self, wave: np.ndarray) -> tuple[str, list[int]]:
         """Text and generated ids (start and end tokens included) for one utterance."""
         return self.decode_batch([wave])[0]
 
-    def decode_batch(self, waves: list[np.ndarray]) -> list[tuple[str, list[int]]]:
+    def decode_batch(self, waves: list[np.ndarray], warps: Sequence[float] | None = None
+                     ) -> list[tuple[str, list[int]]]:
         """``decode`` for several utterances at once. Each is encoded on its own (no padding, so the
         encoder does the same work as for one utterance); then the decoder runs on all of them as one
         padded batch, so each decoding step reads the decoder weights from memory once for them all."""
         model = self.model
-        padded, mask = encode_each(model, self.processor, waves)
+        padded, mask = encode_each(model, self.processor, waves, warps)
         rows = model.generate(encoder_outputs=(padded,), attention_mask=mask, **self.generate_kwargs).tolist()
         out = []
         for ids in rows:
@@ -94,15 +110,17 @@ class Transcriber:
             out.append((self.processor.decode(ids, skip_special_tokens=True).strip(), ids))
         return out
 
-    def decode_pieces(self, pieces: list[np.ndarray],
-                      progress: Callable[[int, int], None] | None = None) -> list[tuple[str, list[int]]]:
-        """``decode`` of every piece, ``batch_size`` at a time in order of length (little padding);
-        results in the order of ``pieces``."""
+    def decode_pieces(self, pieces: list[np.ndarray], progress: Callable[[int, int], None] | None = None,
+                      warps: Sequence[float] | None = None) -> list[tuple[str, list[int]]]:
+        """``decode`` of every piece (warped by ``warps``, one per piece), ``batch_size`` at a time in
+        order of length (little padding); results in the order of ``pieces``."""
+        warps = list(warps or [1.0] * len(pieces))
         order = sorted(range(len(pieces)), key=lambda i: -pieces[i].size)
         results: list[tuple[str, list[int]] | None] = [None] * len(pieces)
         for first in range(0, len(order), self.batch_size):
             chosen = order[first:first + self.batch_size]
-            for index, result in zip(chosen, self.decode_batch([pieces[i] for i in chosen])):
+            batch = self.decode_batch([pieces[i] for i in chosen], [warps[i] for i in chosen])
+            for index, result in zip(chosen, batch):
                 results[index] = result
             if progress:
                 progress(min(first + self.batch_size, len(order)), len(order))
@@ -112,7 +130,8 @@ class Transcriber:
                    progress: Callable[[int, int], None] | None = None) -> list[Segment]:
         """Segments for a whole recording; ``split=False`` decodes it as one utterance."""
         spans = split_at_pauses(wave) if split else [Span(0, wave.size)]
-        decoded = self.decode_pieces([wave[span.start:span.end] for span in spans], progress)
+        pieces = [wave[span.start:span.end] for span in spans]
+        decoded = self.decode_pieces(pieces, progress, [self.file_warp(pieces)] * len(pieces))
         return [make_segment(span, text, tokens) for span, (text, tokens) in zip(spans, decoded)]
 
     def transcribe_file(self, path: str, split: bool = True, show_progress: bool = False) -> Transcript:
@@ -134,10 +153,17 @@ class Transcriber:
         pieces = seconds = 0
 
         def flush() -> Iterator[tuple[str, Transcript | S2TError]]:
-            waves = [w[s.start:s.end] for _, _, spans, w in group if w is not None for s in spans]
+            waves: list[np.ndarray] = []
+            warps: list[float] = []
+            for _, result, spans, w in group:
+                if w is not None:
+                    pieces = [w[s.start:s.end] for s in spans]
+                    result.warp = self.file_warp(pieces)
+                    waves += pieces
+                    warps += [result.warp] * len(pieces)
             label = group[0][0] if len(group) == 1 else f"{len(group)} files"
             bar = ProgressLine(label) if show_progress and seconds > 60 else None
-            decoded = iter(self.decode_pieces(waves, bar.update if bar else None))
+            decoded = iter(self.decode_pieces(waves, bar.update if bar else None, warps))
             if bar:
                 bar.close()
             for path, result, spans, _ in group:

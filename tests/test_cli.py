@@ -162,6 +162,8 @@ def test_batch_size_below_one_is_one_line(tiny_model, realspeech_dir, capsys):
 @pytest.mark.parametrize("argv, what", [
     (["transcribe", "x.wav", "--num-beams", "0"], "the beam size is a whole number >= 1, not '0'"),
     (["transcribe", "x.wav", "--max-new-tokens", "-3"], "the token limit is a whole number >= 1"),
+    (["transcribe", "x.wav", "--warp", "3"], "the frequency warp is 'auto' or a number from 0.5 to 2"),
+    (["evaluate", "--model", "m", "--manifest", "t.tsv", "--warp", "none"], "the frequency warp is 'auto'"),
     (["stream", "x.wav", "--beams", "-1"], "the beam size is a whole number >= 1"),
     (["stream", "x.wav", "--final-beams", "two"], "the beam size is a whole number >= 1, not 'two'"),
     (["stream", "x.wav", "--threads", "0"], "the number of threads is a whole number >= 1"),
@@ -175,3 +177,14 @@ def test_out_of_range_options_are_usage_errors(capsys, argv, what):
         main(argv)
     err = capsys.readouterr().err
     assert stop.value.code == 2 and what in err and "Traceback" not in err
+
+
+def test_warp_is_off_for_models_that_list_no_warp_factors_and_a_fixed_warp_changes_the_input(tiny_model, clips):
+    from s2t_live.transcribe import Transcriber, encode_each
+
+    wave = next(w for name, w, _ in clips if name == "LJ002-0020.wav")
+    auto, fixed = Transcriber(str(tiny_model)), Transcriber(str(tiny_model), warp=1.2)
+    assert auto.file_warp([wave]) == 1.0 and fixed.file_warp([wave]) == 1.2
+    plain, _ = encode_each(auto.model, auto.processor, [wave])
+    assert torch.equal(encode_each(auto.model, auto.processor, [wave], [1.0])[0], plain)
+    assert not torch.allclose(encode_each(auto.model, auto.processor, [wave], [1.2])[0], plain)

@@ -16,10 +16,10 @@ from s2t_live.ngram import NGramLM
 from s2t_live.train.data import read_manifest
 
 HELDOUT = Path(__file__).parent / "data" / "heldout"
-# `transcribe` and `evaluate` score these 16 clips (159 words) at 28.3 % with the shipped model and its 20
-# beams (31.4 % at 5 beams; the models before it: 34.0 %, 44.7 %): a regression bound, not the target of
-# issue 8.
-MAX_HELDOUT_WER = 0.33
+# `transcribe` scores these 16 clips (159 words) at 26.4 % with the shipped model, its 20 beams and a
+# frequency warp chosen per clip (28.3 % unwarped, 31.4 % at 5 beams; the models before it: 34.0 %,
+# 44.7 %): a regression bound, not the target of issue 8.
+MAX_HELDOUT_WER = 0.31
 
 
 def test_embedded_model_is_the_default_and_fits_the_budget(monkeypatch):
@@ -43,6 +43,7 @@ def test_embedded_model_decodes_with_its_ctc_head():
     assert generation["ctc_weight"] == 0.4 and generation["num_beams"] == 20
     # Live captions: partials over 5 beams, finals over 10 (recipes/embedded_anneal.toml has the measurements).
     assert (generation["stream_num_beams"], generation["stream_final_beams"]) == (5, 10)
+    assert 1.0 in generation["warp_factors"]  # test-time warps, unwarped among them (s2t_live.warp)
     with safe_open(folder / "model.safetensors", "pt") as f:
         assert f.get_tensor("ctc_head.weight").shape == (1000, 160)
 

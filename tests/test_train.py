@@ -23,10 +23,11 @@ from s2t_live.errors import S2TError
 from s2t_live.model import Speech2TextForConditionalGeneration
 from s2t_live.train import average
 from s2t_live.train.data import (SpecAugmentConfig, SpeechDataset, bucket_batches, draw_masks, read_manifest,
-                                 shard, spec_augment, vtlp)
+                                 shard, spec_augment)
 from s2t_live.train.recipe import ConfigError, load_config, train
 from s2t_live.train.trainer import (attention_targets, guided_attention_loss, inverse_sqrt, label_smoothed_loss,
                                    tri_stage, Trainer)
+from s2t_live.warp import warp_frequency
 
 SENTENCES = ["the cat sat on the mat", "a dog ran in the park", "she sells sea shells", "open the door please",
              "it is cold today", "we like green tea", "turn on the light", "the sun is bright"]
@@ -189,11 +190,11 @@ def test_batches_respect_the_frame_budget_and_cover_each_utterance_once():
 def test_vtlp_moves_formants_with_the_warp_factor_and_keeps_the_band_edges(corpus):
     peak = torch.zeros(3, 80)
     peak[:, 20] = 1.0
-    assert torch.equal(vtlp(peak, 1.0), peak)
-    assert vtlp(peak, 1.1)[0].argmax() > 20 > vtlp(peak, 0.9)[0].argmax()  # a longer tract: lower formants
+    assert torch.equal(warp_frequency(peak, 1.0), peak)
+    assert warp_frequency(peak, 1.1)[0].argmax() > 20 > warp_frequency(peak, 0.9)[0].argmax()  # a longer tract: lower formants
     ramp = torch.arange(80.0).repeat(2, 1)
     for alpha in (0.9, 1.1):
-        warped = vtlp(ramp, alpha)
+        warped = warp_frequency(ramp, alpha)
         assert torch.all(warped[0, 1:] >= warped[0, :-1])  # monotonic: no bins swap
         assert warped[0, -1] == pytest.approx(79.0, abs=0.5)  # the Nyquist end stays
     rows = read_manifest(corpus / "train.tsv")

@@ -22,6 +22,7 @@ from torch import Tensor
 from ..audio import SAMPLE_RATE, load_audio
 from ..errors import S2TError
 from ..features import Speech2TextFeatureExtractor
+from ..warp import warp_frequency
 
 REQUIRED_COLUMNS = ("id", "audio", "n_frames", "tgt_text")
 IGNORE_INDEX = -100  # label value the loss skips (padding)
@@ -153,41 +154,6 @@ def spec_augment(features: Tensor, cfg: SpecAugmentConfig, rng: np.random.Genera
 
 
 # ---------------------------------------------------------------------------------------------------
-# Vocal tract length perturbation
-
-
-def _mel(hz: Tensor) -> Tensor:
-    return 1127.0 * torch.log1p(hz / 700.0)
-
-
-def _hz(mel: Tensor) -> Tensor:
-    return 700.0 * torch.expm1(mel / 1127.0)
-
-
-def vtlp(features: Tensor, alpha: float, sample_rate: int = SAMPLE_RATE, low_hz: float = 20.0,
-         boundary_hz: float = 4800.0) -> Tensor:
-    """(num_frames, num_bins) log-mel ``features`` with the spectrum's frequency axis scaled by ``alpha``
-    (Jaitly & Hinton, 2013): formants move as for a vocal tract ``1 / alpha`` times as long. The warp is
-    alpha * f up to a boundary and then linear to the Nyquist frequency, which stays; each mel bin (centres
-    as Kaldi's fbank spaces them from ``low_hz``) takes the value at its source frequency, interpolated
-    between neighbouring bins."""
-    if alpha == 1.0:
-        return features
-    bins = features.size(1)
-    nyquist = sample_rate / 2.0
-    low, high = _mel(torch.tensor(low_hz)), _mel(torch.tensor(nyquist))
-    step = (high - low) / (bins + 1)
-    centres = _hz(low + step * torch.arange(1, bins + 1, dtype=torch.float32))
-    edge = boundary_hz * min(alpha, 1.0) / alpha  # the warp is alpha * f up to here
-    source = torch.where(centres <= alpha * edge, centres / alpha,
-                         nyquist - (nyquist - centres) * (nyquist - edge) / (nyquist - alpha * edge))
-    position = ((_mel(source) - low) / step - 1.0).clamp(0, bins - 1)
-    below = position.floor().long().clamp(max=bins - 2)
-    frac = (position - below).to(features.dtype)
-    return features[:, below] * (1 - frac) + features[:, below + 1] * frac
-
-
-# ---------------------------------------------------------------------------------------------------
 # Batching
 
 
@@ -305,7 +271,7 @@ class SpeechDataset:
             x = self.features(index)
             if augment and self.vtlp > 0:
                 rng = np.random.default_rng([self.seed, epoch, index, 1])
-                x = vtlp(x, float(rng.uniform(1.0 - self.vtlp, 1.0 + self.vtlp)))
+                x = warp_frequency(x, float(rng.uniform(1.0 - self.vtlp, 1.0 + self.vtlp)))
             if augment and self.specaugment is not None:
                 x = spec_augment(x, self.specaugment, np.random.default_rng([self.seed, epoch, index]))
             feats.append(x)

@@ -22,6 +22,7 @@ import torch
 
 from ..audio import load_audio
 from ..errors import S2TError
+from ..warp import choose_warp
 from .data import Utterance, read_manifest
 
 
@@ -36,20 +37,35 @@ class EvalResult:
     references: list[str] = field(default_factory=list, repr=False)
     hypotheses: list[str] = field(default_factory=list, repr=False)
     speakers: list[str] = field(default_factory=list, repr=False)
+    warps: list[float] = field(default_factory=list, repr=False)  # the frequency warp of each utterance
 
     def summary(self) -> str:
         return (f"WER {100 * self.wer:.2f}% on {self.num_utterances} utterances ({self.num_words} words, "
                 f"{self.seconds:.1f} s)")
 
+    def groups(self, voices: bool = False) -> dict[str, list[int]]:
+        """Utterance indices per speaker (per voice: variants of one espeak-ng voice together)."""
+        groups: dict[str, list[int]] = {}
+        for i, speaker in enumerate(self.speakers or [""] * len(self.references)):
+            groups.setdefault(speaker.split("+")[0] if voices else speaker, []).append(i)
+        return groups
+
+    def speaker_warps(self, voices: bool = False) -> dict[str, str]:
+        """``"  warp 1.15"`` (or a range) per speaker group whose audio was warped; nothing for the others."""
+        out = {}
+        for speaker, indices in self.groups(voices).items():
+            used = sorted({self.warps[i] for i in indices}) if self.warps else [1.0]
+            if used != [1.0]:
+                out[speaker or "(no speaker)"] = "  warp " + (f"{used[0]:g}" if len(used) == 1
+                                                              else f"{used[0]:g}-{used[-1]:g}")
+        return out
+
     def by_speaker(self, voices: bool = False) -> list[tuple[str, float, int, int]]:
         """(speaker, WER, utterances, reference words) per distinct ``speaker``, worst first; utterances
         without a speaker count as "" . With ``voices``, speakers that differ only in a variant suffix
         (espeak-ng's ``voice+variant``) are one group."""
-        groups: dict[str, list[int]] = {}
-        for i, speaker in enumerate(self.speakers or [""] * len(self.references)):
-            groups.setdefault(speaker.split("+")[0] if voices else speaker, []).append(i)
         rows = []
-        for speaker, indices in groups.items():
+        for speaker, indices in self.groups(voices).items():
             refs = [self.references[i] for i in indices]
             words = count_words(refs)
             wer = word_error_rate(refs, [self.hypotheses[i] for i in indices]) if words else 0.0
@@ -99,17 +115,18 @@ def length_batches(utterances: Sequence[Utterance], max_frames: int) -> list[lis
 
 @torch.inference_mode()
 def transcribe_utterances(model: Any, processor: Any, utterances: Sequence[Utterance], max_frames: int = 20000,
-                          **options: Any) -> list[str]:
+                          warps: Sequence[float] | None = None, **options: Any) -> list[str]:
     """Hypotheses for ``utterances``, in their order, decoded by ``model.generate(**options)`` (options
-    left out or None: the model's generation defaults); each utterance is encoded unpadded, the decoder
-    runs on batches of up to ``max_frames`` padded frames."""
+    left out or None: the model's generation defaults); each utterance is encoded unpadded (its audio
+    warped by ``warps[i]``, if given), the decoder runs on batches of up to ``max_frames`` padded frames."""
     from ..transcribe import encode_each
 
     was_training = model.training
     model.eval()
     texts = [""] * len(utterances)
     for indices in length_batches(utterances, max_frames):
-        hidden, mask = encode_each(model, processor, [load_audio(utterances[i].audio) for i in indices])
+        hidden, mask = encode_each(model, processor, [load_audio(utterances[i].audio) for i in indices],
+                                   [warps[i] for i in indices] if warps else None)
         ids = model.generate(encoder_outputs=(hidden,), attention_mask=mask, **options)
         for i, text in zip(indices, processor.batch_decode(ids, skip_special_tokens=True)):
             texts[i] = text
@@ -118,33 +135,55 @@ def transcribe_utterances(model: Any, processor: Any, utterances: Sequence[Utter
 
 
 def evaluate(model: Any, processor: Any, utterances: Sequence[Utterance], max_frames: int = 20000,
-             **options: Any) -> EvalResult:
-    """Decode ``utterances`` (``options`` as for ``transcribe_utterances``) and score them against their
-    transcripts."""
+             warps: Sequence[float] | None = None, **options: Any) -> EvalResult:
+    """Decode ``utterances`` (``warps`` and ``options`` as for ``transcribe_utterances``) and score them
+    against their transcripts."""
     start = time.monotonic()
-    hyps = transcribe_utterances(model, processor, utterances, max_frames, **options)
+    hyps = transcribe_utterances(model, processor, utterances, max_frames, warps, **options)
     refs = [u.text for u in utterances]
     return EvalResult(word_error_rate(refs, hyps), len(refs), count_words(refs), time.monotonic() - start,
-                      refs, hyps, [u.speaker for u in utterances])
+                      refs, hyps, [u.speaker for u in utterances], list(warps or [1.0] * len(refs)))
+
+
+def speaker_warps(model: Any, processor: Any, utterances: Sequence[Utterance]) -> list[float]:
+    """Each utterance's frequency warp: per speaker, the one of the model's ``warp_factors`` that its CTC
+    head prefers on that speaker's audio (``s2t_live.warp.choose_warp``); all 1.0 for models without."""
+    factors = getattr(model.generation_config, "warp_factors", None) or []
+    if not factors:
+        return [1.0] * len(utterances)
+    chosen: dict[str, float] = {}
+    for speaker in dict.fromkeys(u.speaker for u in utterances):
+        group = sorted((u for u in utterances if u.speaker == speaker), key=lambda u: -u.n_frames)
+        waves, seconds = [], 0.0
+        for u in group:  # the longest utterances, up to a minute, as choose_warp would take them
+            if seconds >= 60.0:
+                break
+            waves.append(load_audio(u.audio))
+            seconds += waves[-1].size / 16000
+        chosen[speaker] = choose_warp(model, processor.feature_extractor, waves, factors)
+    return [chosen[u.speaker] for u in utterances]
 
 
 def evaluate_model(model_dir: str, manifest: str, limit: int | None = None, device: str = "cpu",
-                   audio_root: str | None = None, **options: Any) -> EvalResult:
+                   audio_root: str | None = None, warp: float | None = None, **options: Any) -> EvalResult:
     """Load a model folder (or hub id) and evaluate it on the first ``limit`` rows of ``manifest``;
     ``options`` (``num_beams``, ``ctc_weight``, ``lexicon_penalty``, ...) left out or None use the
-    model's generation defaults."""
+    model's generation defaults. ``warp``: every utterance's frequency warp; None: per speaker, the
+    model's choice (``speaker_warps``)."""
     from ..model import Speech2TextForConditionalGeneration
     from ..processor import Speech2TextProcessor
 
     utterances = read_manifest(manifest, audio_root, limit=limit)
     processor = Speech2TextProcessor.from_pretrained(model_dir)
     model = Speech2TextForConditionalGeneration.from_pretrained(model_dir, device=device)
-    return evaluate(model, processor, utterances, **options)
+    warps = speaker_warps(model, processor, utterances) if warp is None else [warp] * len(utterances)
+    return evaluate(model, processor, utterances, warps=warps, **options)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The evaluation options, shared by this module's CLI and ``s2t-live evaluate``."""
-    from ..cli import add_lm_arguments, beams_argument, count_argument, penalty_argument, weight_argument
+    from ..cli import (add_lm_arguments, add_warp_argument, beams_argument, count_argument, penalty_argument,
+                       weight_argument)
     parser.add_argument("--model", "-m", required=True, help="model folder or hub id")
     parser.add_argument("--manifest", required=True, help="fairseq S2T manifest (TSV) to score")
     parser.add_argument("--num-beams", type=beams_argument, default=None, help="beam size (default: the model's)")
@@ -153,6 +192,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lexicon-penalty", type=penalty_argument, default=None,
                         help="cost of each word outside the model's lexicon, 0: off (default: the model's)")
     add_lm_arguments(parser)
+    add_warp_argument(parser, "speaker (the manifest's speaker column)")
     parser.add_argument("--limit", type=count_argument("the utterance limit"), default=None, help="score only the first N utterances")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--audio-root", default=None, help="folder the audio paths are relative to "
@@ -167,7 +207,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate as the parsed ``args`` ask and print the WER line."""
-    result = evaluate_model(args.model, args.manifest, args.limit, args.device, args.audio_root,
+    result = evaluate_model(args.model, args.manifest, args.limit, args.device, args.audio_root, args.warp,
                             num_beams=args.num_beams, ctc_weight=args.ctc_weight,
                             lexicon_penalty=args.lexicon_penalty, lm_weight=args.lm_weight,
                             word_bonus=args.word_bonus)
@@ -181,8 +221,10 @@ def run(args: argparse.Namespace) -> int:
             continue
         rows = [(speaker or "(no speaker)", *rest) for speaker, *rest in result.by_speaker(voices)]
         width = max(len(row[0]) for row in rows)
+        warps = result.speaker_warps(voices)
         for speaker, wer, utterances, words in rows:
-            print(f"{speaker:{width}s}  WER {100 * wer:6.2f}%  {utterances} utterances, {words} words")
+            print(f"{speaker:{width}s}  WER {100 * wer:6.2f}%  {utterances} utterances, {words} words"
+                  f"{warps.get(speaker, '')}")
     print(result.summary())
     return 0
 

@@ -1,0 +1,97 @@
+"""Frequency warping of filterbank features: vocal tract length perturbation in training, and test-time
+vocal tract length normalisation (VTLN) for a voice unlike the training voices.
+
+``warp_frequency`` scales the spectrum's frequency axis of log-mel frames. ``choose_warp`` is maximum-
+likelihood VTLN with the model's CTC head as the judge: each candidate factor warps the same audio, the
+encoder and CTC head score it (the mean log-probability of the best CTC path per frame), and the factor
+whose audio the model finds most familiar wins. One factor serves a whole file, as classic VTLN picks one
+per speaker: per utterance the choice is noisier (model card).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .features import fbank, utterance_cmvn
+
+
+def _mel(hz: Tensor) -> Tensor:
+    return 1127.0 * torch.log1p(hz / 700.0)
+
+
+def _hz(mel: Tensor) -> Tensor:
+    return 700.0 * torch.expm1(mel / 1127.0)
+
+
+def warp_frequency(features: Tensor, alpha: float, sample_rate: int = 16000, low_hz: float = 20.0,
+                   boundary_hz: float = 4800.0) -> Tensor:
+    """(num_frames, num_bins) log-mel ``features`` with the spectrum's frequency axis scaled by ``alpha``
+    (Jaitly & Hinton, 2013): formants move as for a vocal tract ``1 / alpha`` times as long. The warp is
+    alpha * f up to a boundary and then linear to the Nyquist frequency, which stays; each mel bin (centres
+    as Kaldi's fbank spaces them from ``low_hz``) takes the value at its source frequency, interpolated
+    between neighbouring bins."""
+    if alpha == 1.0:
+        return features
+    bins = features.size(1)
+    nyquist = sample_rate / 2.0
+    low, high = _mel(torch.tensor(low_hz)), _mel(torch.tensor(nyquist))
+    step = (high - low) / (bins + 1)
+    centres = _hz(low + step * torch.arange(1, bins + 1, dtype=torch.float32))
+    edge = boundary_hz * min(alpha, 1.0) / alpha  # the warp is alpha * f up to here
+    source = torch.where(centres <= alpha * edge, centres / alpha,
+                         nyquist - (nyquist - centres) * (nyquist - edge) / (nyquist - alpha * edge))
+    position = ((_mel(source) - low) / step - 1.0).clamp(0, bins - 1)
+    below = position.floor().long().clamp(max=bins - 2)
+    frac = (position - below).to(features.dtype)
+    return features[:, below] * (1 - frac) + features[:, below + 1] * frac
+
+
+def warped_features(extractor: Any, wave: np.ndarray, alpha: float) -> Tensor:
+    """(1, T, bins) model inputs of one 16 kHz utterance, as ``extractor`` makes them but with the
+    filterbank warped by ``alpha`` before the utterance's mean and variance are normalised."""
+    frames = warp_frequency(fbank(wave, extractor.num_mel_bins, extractor.sampling_rate, extractor.dither),
+                            alpha, extractor.sampling_rate)
+    if extractor.do_ceptral_normalize:
+        frames = utterance_cmvn(frames, frames.size(0), extractor.normalize_means, extractor.normalize_vars,
+                                extractor.padding_value)
+    return torch.as_tensor(frames, dtype=torch.float32)[None]
+
+
+@torch.inference_mode()
+def ctc_fit(model: Any, features: Tensor) -> tuple[float, int]:
+    """Summed best-path log-probability of the model's CTC head over ``features`` (1, T, bins), and the
+    number of encoder frames it sums."""
+    hidden = model.model.encoder(features.to(model.device, model.dtype)).last_hidden_state
+    best = torch.log_softmax(model.ctc_head(hidden).float(), dim=-1).max(dim=-1).values
+    return float(best.sum()), best.numel()
+
+
+def choose_warp(model: Any, extractor: Any, waves: Sequence[np.ndarray], factors: Sequence[float],
+                max_seconds: float = 60.0) -> float:
+    """The factor of ``factors`` whose warped ``waves`` (one speaker; the longest first, up to
+    ``max_seconds`` of them) the CTC head scores highest per frame; 1.0 when there is nothing to judge
+    by (no CTC head, no factors, no audio)."""
+    if getattr(model, "ctc_head", None) is None or not factors:
+        return 1.0
+    chosen, seconds = [], 0.0
+    for wave in sorted(waves, key=len, reverse=True):
+        if seconds >= max_seconds:
+            break
+        if wave.size >= extractor.sampling_rate // 10:  # shorter than 0.1 s: too few frames to judge
+            chosen.append(wave)
+            seconds += wave.size / extractor.sampling_rate
+    if not chosen:
+        return 1.0
+    best, best_fit = 1.0, -float("inf")
+    for alpha in factors:
+        total = frames = 0
+        for wave in chosen:
+            fit, n = ctc_fit(model, warped_features(extractor, wave, float(alpha)))
+            total, frames = total + fit, frames + n
+        if total / frames > best_fit:
+            best, best_fit = float(alpha), total / frames
+    return best

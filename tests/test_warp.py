@@ -1,0 +1,88 @@
+"""Test-time vocal tract length normalisation: the warped features, the choice of factor by the CTC head,
+and what it does for the embedded model on a voice it never heard (``tests/data/heldout``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from s2t_live.audio import load_audio
+from s2t_live.hub import embedded_model_dir
+from s2t_live.model import Speech2TextForConditionalGeneration
+from s2t_live.processor import Speech2TextProcessor
+from s2t_live.train.data import read_manifest
+from s2t_live.train.evaluate import evaluate_model
+from s2t_live.warp import choose_warp, warped_features
+
+HELDOUT = Path(__file__).parent / "data" / "heldout"
+
+
+@pytest.fixture(scope="module")
+def embedded():
+    folder = embedded_model_dir()
+    return (Speech2TextForConditionalGeneration.from_pretrained(folder).eval(),
+            Speech2TextProcessor.from_pretrained(folder))
+
+
+@pytest.fixture(scope="module")
+def heldout_waves():
+    return [load_audio(row.audio) for row in read_manifest(HELDOUT / "manifest.tsv")]
+
+
+def test_no_warp_is_exactly_the_feature_extractor(embedded, heldout_waves):
+    _, processor = embedded
+    wave = heldout_waves[0]
+    plain = processor.feature_extractor(wave, sampling_rate=16000, return_tensors="pt")["input_features"]
+    assert torch.equal(warped_features(processor.feature_extractor, wave, 1.0), plain)
+    assert not torch.equal(warped_features(processor.feature_extractor, wave, 1.1), plain)
+
+
+def test_nothing_to_judge_by_means_no_warp(embedded, heldout_waves):
+    model, processor = embedded
+    extractor = processor.feature_extractor
+    assert choose_warp(model, extractor, heldout_waves, []) == 1.0  # no factors
+    assert choose_warp(model, extractor, [np.zeros(800, np.float32)], [0.9, 1.2]) == 1.0  # 50 ms: too short
+    head = model.ctc_head
+    try:
+        model.ctc_head = None  # no CTC head to judge with
+        assert choose_warp(model, extractor, heldout_waves, [0.9, 1.2]) == 1.0
+    finally:
+        model.ctc_head = head
+
+
+def test_the_choice_follows_the_ctc_head(embedded, heldout_waves, monkeypatch):
+    """The factor whose warped audio the CTC head scores highest per frame wins, judged on the longest
+    pieces up to max_seconds."""
+    import s2t_live.warp as warp
+
+    model, processor = embedded
+    fits, judged = {}, []
+    # Features that carry their warp factor; the "CTC head" scores each factor as ``fits`` says.
+    monkeypatch.setattr(warp, "warped_features", lambda _, wave, alpha: torch.full((1, wave.size // 160, 1), alpha))
+
+    def fit(_, features):
+        judged.append(features.size(1))
+        return fits[round(float(features[0, 0, 0]), 2)] * features.size(1), features.size(1)
+    monkeypatch.setattr(warp, "ctc_fit", fit)
+    fits = {0.9: -3.0, 1.0: -2.0, 1.1: -1.0}
+    assert choose_warp(model, processor.feature_extractor, heldout_waves, list(fits)) == 1.1
+    fits = {0.9: -1.0, 1.0: -2.0, 1.1: -3.0}
+    assert choose_warp(model, processor.feature_extractor, heldout_waves, list(fits)) == 0.9
+    judged.clear()
+    choose_warp(model, processor.feature_extractor, heldout_waves, [1.0], max_seconds=5.0)
+    longest = sorted((w.size // 160 for w in heldout_waves), reverse=True)
+    assert judged == longest[:len(judged)] and len(judged) < len(heldout_waves)
+    assert sum(longest[:len(judged) - 1]) < 500 <= sum(longest[:len(judged)])  # 5 s of 10 ms frames
+
+
+def test_the_embedded_model_warps_a_voice_it_never_heard_and_does_better(embedded):
+    """The held-out voice (flite rms) gets one warp for all its clips, above 1 (its formants moved up,
+    towards the training voices'), and fewer errors than without warping."""
+    auto = evaluate_model(str(embedded_model_dir()), str(HELDOUT / "manifest.tsv"))
+    plain = evaluate_model(str(embedded_model_dir()), str(HELDOUT / "manifest.tsv"), warp=1.0)
+    assert len(set(auto.warps)) == 1 and auto.warps[0] > 1.0 and set(plain.warps) == {1.0}
+    assert auto.wer < plain.wer
+    assert auto.speaker_warps() == {auto.speakers[0]: f"  warp {auto.warps[0]:g}"} and plain.speaker_warps() == {}
