@@ -10,7 +10,7 @@ import shutil
 import sys
 from typing import Any, TextIO
 
-from .cli import (add_lm_arguments, beams_argument, penalty_argument, seconds_argument, speed_argument,
+from .cli import (add_lm_arguments, add_warp_argument, beams_argument, penalty_argument, seconds_argument, speed_argument,
                   threads_argument, weight_argument)
 from .export import Segment, render, to_srt, write_atomic
 from .streaming.endpoint import EndpointConfig
@@ -34,6 +34,7 @@ def _add_recognizer_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lexicon-penalty", type=penalty_argument, default=None,
                         help="cost of each word outside the model's lexicon, 0: off (default: the model's)")
     add_lm_arguments(parser)
+    add_warp_argument(parser, "stream (chosen on its first minute of speech)")
     parser.add_argument("--silence", type=seconds_argument, default=0.5, help="trailing silence (s) that ends a segment")
     parser.add_argument("--max-segment", type=seconds_argument, default=16.0, help="longest segment (s) before a forced cut")
     parser.add_argument("--threads", type=threads_argument, default=None, help="CPU threads for the model")
@@ -52,7 +53,7 @@ def load_recognizer(args: argparse.Namespace, offline_check: bool) -> Recognizer
                           offline_check=offline_check,
                           endpoint=endpoint, ctc_weight=args.ctc_weight,
                           lexicon_penalty=args.lexicon_penalty, lm_weight=args.lm_weight,
-                          word_bonus=args.word_bonus)
+                          word_bonus=args.word_bonus, warp=args.warp)
     return Recognizer.from_pretrained(args.model or default_model(), config)
 
 

@@ -50,15 +50,21 @@ def warp_frequency(features: Tensor, alpha: float, sample_rate: int = 16000, low
     return features[:, below] * (1 - frac) + features[:, below + 1] * frac
 
 
-def warped_features(extractor: Any, wave: np.ndarray, alpha: float) -> Tensor:
-    """(1, T, bins) model inputs of one 16 kHz utterance, as ``extractor`` makes them but with the
-    filterbank warped by ``alpha`` before the utterance's mean and variance are normalised."""
-    frames = warp_frequency(fbank(wave, extractor.num_mel_bins, extractor.sampling_rate, extractor.dither),
-                            alpha, extractor.sampling_rate)
+def warped_inputs(extractor: Any, frames: Tensor, alpha: float) -> Tensor:
+    """(1, T, bins) model inputs from one utterance's (T, bins) filterbank ``frames``: warped by ``alpha``,
+    then normalised over the utterance as ``extractor`` normalises."""
+    frames = warp_frequency(frames, alpha, extractor.sampling_rate)
     if extractor.do_ceptral_normalize:
         frames = utterance_cmvn(frames, frames.size(0), extractor.normalize_means, extractor.normalize_vars,
                                 extractor.padding_value)
     return torch.as_tensor(frames, dtype=torch.float32)[None]
+
+
+def warped_features(extractor: Any, wave: np.ndarray, alpha: float) -> Tensor:
+    """(1, T, bins) model inputs of one 16 kHz utterance, as ``extractor`` makes them but with the
+    filterbank warped by ``alpha`` before the utterance's mean and variance are normalised."""
+    return warped_inputs(extractor, fbank(wave, extractor.num_mel_bins, extractor.sampling_rate, extractor.dither),
+                         alpha)
 
 
 @torch.inference_mode()
@@ -68,6 +74,32 @@ def ctc_fit(model: Any, features: Tensor) -> tuple[float, int]:
     hidden = model.model.encoder(features.to(model.device, model.dtype)).last_hidden_state
     best = torch.log_softmax(model.ctc_head(hidden).float(), dim=-1).max(dim=-1).values
     return float(best.sum()), best.numel()
+
+
+def warp_fits(model: Any, extractor: Any, frames: Tensor, factors: Sequence[float]) -> list[tuple[float, int]]:
+    """``ctc_fit`` of one utterance's filterbank ``frames`` warped by each of ``factors``."""
+    return [ctc_fit(model, warped_inputs(extractor, frames, float(alpha))) for alpha in factors]
+
+
+class WarpJudge:
+    """The running choice of a warp factor for one speaker: ``add`` the fits of each piece of their audio
+    (``warp_fits``), ``best`` is the factor with the highest total per frame (1.0 before any)."""
+
+    def __init__(self, factors: Sequence[float]) -> None:
+        self.factors = [float(a) for a in factors]
+        self.totals = [0.0] * len(self.factors)
+        self.frames = 0
+
+    def add(self, fits: Sequence[tuple[float, int]]) -> None:
+        for i, (fit, n) in enumerate(fits):
+            self.totals[i] += fit
+        self.frames += fits[0][1] if fits else 0
+
+    @property
+    def best(self) -> float:
+        if not self.frames:
+            return 1.0
+        return self.factors[max(range(len(self.factors)), key=self.totals.__getitem__)]
 
 
 def choose_warp(model: Any, extractor: Any, waves: Sequence[np.ndarray], factors: Sequence[float],
@@ -86,12 +118,8 @@ def choose_warp(model: Any, extractor: Any, waves: Sequence[np.ndarray], factors
             seconds += wave.size / extractor.sampling_rate
     if not chosen:
         return 1.0
-    best, best_fit = 1.0, -float("inf")
-    for alpha in factors:
-        total = frames = 0
-        for wave in chosen:
-            fit, n = ctc_fit(model, warped_features(extractor, wave, float(alpha)))
-            total, frames = total + fit, frames + n
-        if total / frames > best_fit:
-            best, best_fit = float(alpha), total / frames
-    return best
+    judge = WarpJudge(factors)
+    for wave in chosen:
+        frames = fbank(wave, extractor.num_mel_bins, extractor.sampling_rate, extractor.dither)
+        judge.add(warp_fits(model, extractor, frames, factors))
+    return judge.best

@@ -76,6 +76,7 @@ def test_listen_defaults():
     args = parse(["listen"])
     assert args.model is None and args.device is None and args.srt is None and not args.offline_check
     assert (args.beams, args.final_beams) == (None, None)  # the model's streaming setting, else greedy
+    assert args.warp is None and parse(["listen", "--warp", "1.1"]).warp == 1.1  # None: the model's choice
 
 
 # The fitted test model declares no streaming beams: greedy unless asked.
@@ -122,3 +123,8 @@ def test_listen_writes_the_srt_and_reports_a_lost_microphone(model_dir, monkeypa
         args.func(args)
     assert srt.read_text().startswith("1\n00:00:00,")
     assert capsys.readouterr().out.strip()  # the final was printed
+
+
+def test_stream_warp_option_reaches_the_stream(model_dir):
+    args = parse(["stream", str(REALSPEECH / "jfk.flac"), "--model", str(model_dir), "--warp", "1.2"])
+    assert cli_stream.load_recognizer(args, offline_check=False).create_stream().warp == 1.2

@@ -218,6 +218,28 @@ def test_beam_sizes_come_from_the_stream_then_the_model_then_greedy(recognizer, 
     assert searches(beams()) == (2, 2)
 
 
+def test_a_fixed_warp_streams_as_offline_decoding_of_the_warped_segment(recognizer, clips, monkeypatch):
+    from s2t_live.warp import warped_features
+
+    warped = Recognizer(recognizer.model, recognizer.processor, StreamConfig(warp=1.15, offline_check=True))
+    assert warped.decoder.warp_factors == []  # the test model has no CTC head to judge with
+    encode, used = warped.decoder.encode, set()
+
+    def recording(frames, warp=1.0):
+        used.add(warp)
+        return encode(frames, warp)
+    monkeypatch.setattr(warped.decoder, "encode", recording)
+    wave = clips["LJ002-0035.wav"]
+    finals = finals_of(run_chunked(warped.create_stream(), wave))
+    assert finals and used == {1.15}
+    proc = recognizer.processor
+    for final in finals:
+        audio = wave[int(round(final.start * SR)):int(round(final.end * SR))]
+        ids = recognizer.model.generate(warped_features(proc.feature_extractor, audio, 1.15),
+                                        max_length=recognizer.decoder.max_length)
+        assert final.offline_text == proc.tokenizer.decode(ids[0], skip_special_tokens=True)
+
+
 def test_silence_between_two_clips_ends_a_segment(recognizer, clips):
     first, second = clips["LJ002-0020.wav"], clips["LJ002-0035.wav"]
     wave = np.concatenate([first, np.zeros(2 * SR, np.float32), second])

@@ -61,7 +61,7 @@ def test_the_choice_follows_the_ctc_head(embedded, heldout_waves, monkeypatch):
     model, processor = embedded
     fits, judged = {}, []
     # Features that carry their warp factor; the "CTC head" scores each factor as ``fits`` says.
-    monkeypatch.setattr(warp, "warped_features", lambda _, wave, alpha: torch.full((1, wave.size // 160, 1), alpha))
+    monkeypatch.setattr(warp, "warped_inputs", lambda _, frames, alpha: torch.full((1, frames.size(0), 1), alpha))
 
     def fit(_, features):
         judged.append(features.size(1))
@@ -73,7 +73,7 @@ def test_the_choice_follows_the_ctc_head(embedded, heldout_waves, monkeypatch):
     assert choose_warp(model, processor.feature_extractor, heldout_waves, list(fits)) == 0.9
     judged.clear()
     choose_warp(model, processor.feature_extractor, heldout_waves, [1.0], max_seconds=5.0)
-    longest = sorted((w.size // 160 for w in heldout_waves), reverse=True)
+    longest = sorted((1 + (w.size - 400) // 160 for w in heldout_waves), reverse=True)  # 10 ms frames
     assert judged == longest[:len(judged)] and len(judged) < len(heldout_waves)
     assert sum(longest[:len(judged) - 1]) < 500 <= sum(longest[:len(judged)])  # 5 s of 10 ms frames
 
@@ -86,3 +86,30 @@ def test_the_embedded_model_warps_a_voice_it_never_heard_and_does_better(embedde
     assert len(set(auto.warps)) == 1 and auto.warps[0] > 1.0 and set(plain.warps) == {1.0}
     assert auto.wer < plain.wer
     assert auto.speaker_warps() == {auto.speakers[0]: f"  warp {auto.warps[0]:g}"} and plain.speaker_warps() == {}
+
+
+def test_a_stream_chooses_its_warp_from_finished_segments_as_offline_decoding_would(embedded):
+    """Streamed with the embedded model, the held-out voice's clips (one after another, 0.6 s apart) are
+    judged as they finish: later segments take a warp within a step of the one offline decoding picks for
+    this speaker (the two judge different cuts of the audio), and a fixed warp is never judged."""
+    from s2t_live.streaming.recognizer import Recognizer, StreamConfig
+
+    model, processor = embedded
+    rows = read_manifest(HELDOUT / "manifest.tsv")
+    gap = np.zeros(9600, np.float32)
+    wave = np.concatenate([piece for row in rows for piece in (load_audio(row.audio), gap)])
+    factors = model.generation_config.warp_factors
+    offline = choose_warp(model, processor.feature_extractor, [load_audio(row.audio) for row in rows], factors)
+    assert offline >= 1.1
+    for config, expected in ((StreamConfig(num_beams=1, final_beams=1), offline),
+                             (StreamConfig(num_beams=1, final_beams=1, warp=1.0), 1.0)):
+        stream = Recognizer(model, processor, config).create_stream()
+        warps = []
+        for i in range(0, wave.size, 8000):
+            stream.accept_waveform(wave[i:i + 8000])
+            while stream.is_ready():
+                stream.decode()
+            warps.append(stream.warp)
+        stream.flush()
+        assert warps[0] == 1.0  # unwarped until a segment has finished
+        assert abs(stream.warp - expected) <= 0.05 + 1e-9

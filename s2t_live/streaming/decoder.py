@@ -18,6 +18,7 @@ from torch import Tensor
 from s2t_live.ctc import joint_scorer
 from s2t_live.features import utterance_cmvn
 from s2t_live.generation import LogitProcessor, Stepper, beam_search, build_processors, resolve_config
+from s2t_live.warp import warp_fits, warp_frequency
 
 from .draft import greedy_with_draft
 
@@ -51,18 +52,20 @@ class SegmentDecoder:
     the committed tokens; finals and offline decodes share ``max_length``;
     ``ctc_weight`` (0-1) weighs the model's CTC head in every decode, ``lexicon_penalty`` prices words
     outside its lexicon and ``lm_weight`` / ``word_bonus`` weigh its word LM (None: the checkpoint's
-    settings).
+    settings). ``warp_factors``: the frequency warps a stream chooses among (``s2t_live.warp``; empty: none).
     """
 
     def __init__(self, model: Any, processor: Any, num_beams: int = 1, partial_max_new_tokens: int = 10,
                  max_length: int | None = None, ctc_weight: float | None = None,
                  lexicon_penalty: float | None = None, lm_weight: float | None = None,
-                 word_bonus: float | None = None, final_beams: int | None = None) -> None:
+                 word_bonus: float | None = None, final_beams: int | None = None,
+                 warp_factors: Sequence[float] = ()) -> None:
         self.model = model
         self.extractor = processor.feature_extractor
         self.tokenizer = processor.tokenizer
         self.num_beams = num_beams
         self.final_beams = final_beams or num_beams
+        self.warp_factors = [float(a) for a in warp_factors] if getattr(model, "ctc_head", None) is not None else []
         self.partial_max_new_tokens = partial_max_new_tokens
         self.ctc_weight, self.lexicon_penalty = ctc_weight, lexicon_penalty
         self.lm_weight, self.word_bonus = lm_weight, word_bonus
@@ -87,18 +90,24 @@ class SegmentDecoder:
     def text(self, tokens: Sequence[int]) -> str:
         return self.tokenizer.decode(list(tokens), skip_special_tokens=True) if tokens else ""
 
-    def normalise(self, frames: Tensor) -> Tensor:
-        """(T, 80) filterbank frames -> (1, T, 80) features, normalised as the feature extractor does."""
+    def normalise(self, frames: Tensor, warp: float = 1.0) -> Tensor:
+        """(T, 80) filterbank frames -> (1, T, 80) features, warped by ``warp`` and normalised as the
+        feature extractor does."""
+        frames = warp_frequency(frames, warp)
         fe = self.extractor
         if fe.do_ceptral_normalize:
             frames = utterance_cmvn(frames, frames.size(0), fe.normalize_means, fe.normalize_vars, fe.padding_value)
         return frames[None]
 
     @torch.inference_mode()
-    def encode(self, frames: Tensor) -> Tensor:
+    def encode(self, frames: Tensor, warp: float = 1.0) -> Tensor:
         """(T, 80) frames of one segment -> encoder output (1, ~T/4, d_model)."""
-        features = self.normalise(frames).to(self.model.device, self.model.dtype)
+        features = self.normalise(frames, warp).to(self.model.device, self.model.dtype)
         return self.model.model.encoder(features).last_hidden_state
+
+    def warp_fits(self, frames: Tensor) -> list[tuple[float, int]]:
+        """How the CTC head likes a finished segment's (T, 80) frames under each of ``warp_factors``."""
+        return warp_fits(self.model, self.extractor, frames, self.warp_factors)
 
     def _content(self, ids: Sequence[int]) -> list[int]:
         """Tokens after the start token, up to (not including) eos/pad."""

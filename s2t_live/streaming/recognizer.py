@@ -22,6 +22,7 @@ import torch
 from s2t_live.audio import SAMPLE_RATE, check_finite
 from s2t_live.errors import AudioError
 from s2t_live.features import StreamingFbank
+from s2t_live.warp import WarpJudge
 
 from .decoder import FinalDecode, SegmentDecoder, word_agreement
 from .endpoint import BLOCK, SILENCE_DB, BlockLevels, EndpointConfig, Endpointer
@@ -29,6 +30,7 @@ from .events import Event, FinalEvent, PartialEvent, StatusEvent
 from .policy import LocalAgreement
 
 WINDOW = 400  # samples in one 25 ms filterbank window
+WARP_JUDGE_SECONDS = 60.0  # speech a stream judges its frequency warp on, as offline transcription does
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,10 @@ class StreamConfig:
     # and finals like the partials.
     num_beams: int | None = None
     final_beams: int | None = None
+    # Frequency warp of the audio (s2t_live.warp): None chooses among the model's warp_factors from the
+    # stream's first minute of finished segments, each new segment taking the choice so far; a number
+    # fixes it (1.0: none).
+    warp: float | None = None
     agreement: int = 2  # LocalAgreement-n
     partial_max_new_tokens: int = 10  # how far a partial decodes past the committed tokens
     offline_check: bool = False  # also decode each final segment unconstrained and report agreement
@@ -79,6 +85,7 @@ class Segment:
         self.hypothesis_end = start  # audio covered by the previous hypothesis
         self.commit_bound = start  # committed words lie before this sample
         self.encoded: tuple[int, torch.Tensor] | None = None  # (end, encoder output) of the last encode
+        self.warp = 1.0  # the frequency warp its audio is decoded with, fixed when it opens
         self.hypothesis: list[int] = []  # the last partial's tokens: the next decode's draft
         self.speculative: tuple[int, int, FinalDecode] | None = None  # (end, committed count, final decode)
 
@@ -134,14 +141,19 @@ class Stream:
         self._endpointer = Endpointer(config.endpoint)
         self._received = 0
         self._segments = 0
-        self._open = self._new_segment(0)
         self._closed: deque[Segment] = deque()
         self._last: PartialEvent | None = None
         self._level = SILENCE_DB
+        fixed = config.warp is not None
+        self.warp = config.warp if fixed else 1.0  # the warp of segments that open from now on
+        self._judge = WarpJudge([] if fixed else decoder.warp_factors)
+        self._open = self._new_segment(0)
 
     def _new_segment(self, start: int) -> Segment:
         policy = LocalAgreement(self.decoder.is_word_start, self.config.agreement)
-        return Segment(self._segments, start, policy, self.decoder.extractor.num_mel_bins)
+        segment = Segment(self._segments, start, policy, self.decoder.extractor.num_mel_bins)
+        segment.warp = self.warp
+        return segment
 
     # --- input ----------------------------------------------------------------------------------
 
@@ -174,6 +186,7 @@ class Stream:
         """Queue the open segment up to sample ``cut`` for its final decode; the rest opens the next."""
         self._segments += 1
         rest = self._open.split(cut, self._segments, LocalAgreement(self.decoder.is_word_start, self.config.agreement))
+        rest.warp = self.warp
         self._closed.append(self._open)
         self._open = rest
 
@@ -262,7 +275,7 @@ class Stream:
         if frames.size(0) == 0:
             return None
         self.stats.encodes += 1
-        seg.encoded = (end, self.decoder.encode(frames))
+        seg.encoded = (end, self.decoder.encode(frames, seg.warp))
         return seg.encoded[1]
 
     def _partial(self) -> PartialEvent:
@@ -316,6 +329,7 @@ class Stream:
         else:
             result = self._decode_final(seg, seg.end)
         tokens, offline = result.tokens, result.offline_tokens
+        self._judge_warp(seg)
         text = self.decoder.text(tokens)
         offline_text = self.decoder.text(offline) if offline is not None else None
         self.stats.finals += 1
@@ -324,6 +338,18 @@ class Stream:
                           tokens=tokens, audio_time=self.audio_time, wall_time=self.wall_time(),
                           offline_text=offline_text,
                           agreement=word_agreement(offline_text, text) if offline_text is not None else None)
+
+    def _judge_warp(self, seg: Segment) -> None:
+        """Fold a finished segment into the choice of warp, until WARP_JUDGE_SECONDS of speech are judged;
+        segments that open later use the choice so far (open ones keep theirs: committed words stay)."""
+        if not self._judge.factors or self._judge.frames >= WARP_JUDGE_SECONDS * 100:
+            return
+        frames = seg.frames_upto(seg.end)
+        if frames.size(0) >= 10:  # 0.1 s
+            self._judge.add(self.decoder.warp_fits(frames))
+            self.warp = self._judge.best
+            if self._open.encoded is None:  # nothing decoded yet: the open segment can still take it
+                self._open.warp = self.warp
 
     def status(self, overflows: int = 0, error: str | None = None, finished: bool = False) -> StatusEvent:
         """The stream's health now: real-time factor of decoding, lag behind the audio, input level."""
@@ -345,7 +371,8 @@ class Recognizer:
                                       ctc_weight=self.config.ctc_weight,
                                       lexicon_penalty=self.config.lexicon_penalty,
                                       lm_weight=self.config.lm_weight, word_bonus=self.config.word_bonus,
-                                      final_beams=final_beams)
+                                      final_beams=final_beams,
+                                      warp_factors=getattr(model.generation_config, "warp_factors", None) or ())
 
     def beams(self) -> tuple[int, int]:
         """The partials' and the finals' beam sizes: the stream's settings, else the model's, else greedy."""
