@@ -140,7 +140,7 @@ def main() -> None:
     if not args.only:
         inputs.append(("concatenation", np.concatenate([waves[n] for n in CONCAT])))
     print(f"model {folder} ({recognizer.model.num_parameters() / 1e6:.1f} M parameters), {args.threads} thread(s), "
-          f"chunk {args.chunk} s, beams {"/".join(map(str, recognizer.beams()))}, speed {args.speed}")
+          f"chunk {args.chunk} s, beams {'/'.join(map(str, recognizer.beams()))}, speed {args.speed}")
     report([run_one(recognizer, name, wave, args.speed) for name, wave in inputs])
 
 

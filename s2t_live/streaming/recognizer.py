@@ -147,6 +147,8 @@ class Stream:
         fixed = config.warp is not None
         self.warp = config.warp if fixed else 1.0  # the warp of segments that open from now on
         self._judge = WarpJudge([] if fixed else decoder.warp_factors)
+        self._unjudged: deque[torch.Tensor] = deque()  # finished segments' frames, judged by later decodes
+        self._queued = 0  # filterbank frames (10 ms) queued for judging so far
         self._open = self._new_segment(0)
 
     def _new_segment(self, start: int) -> Segment:
@@ -219,6 +221,8 @@ class Stream:
         """Finals of closed segments (in order), then at most one partial of the open segment (or, in a
         pause, its final decoded ahead: no event yet)."""
         events: list[Event] = self._finish_closed()
+        if not events and self._unjudged:  # off the finals' path: judge one finished segment
+            self._judge_warp(self._unjudged.popleft())
         if self._partial_due():
             events.append(self._partial())
         elif self._speculation_due():
@@ -329,7 +333,9 @@ class Stream:
         else:
             result = self._decode_final(seg, seg.end)
         tokens, offline = result.tokens, result.offline_tokens
-        self._judge_warp(seg)
+        if self._judge.factors and self._queued < WARP_JUDGE_SECONDS * 100:
+            self._unjudged.append(seg.frames_upto(seg.end))
+            self._queued += len(self._unjudged[-1])
         text = self.decoder.text(tokens)
         offline_text = self.decoder.text(offline) if offline is not None else None
         self.stats.finals += 1
@@ -339,17 +345,18 @@ class Stream:
                           offline_text=offline_text,
                           agreement=word_agreement(offline_text, text) if offline_text is not None else None)
 
-    def _judge_warp(self, seg: Segment) -> None:
-        """Fold a finished segment into the choice of warp, until WARP_JUDGE_SECONDS of speech are judged;
-        segments that open later use the choice so far (open ones keep theirs: committed words stay)."""
-        if not self._judge.factors or self._judge.frames >= WARP_JUDGE_SECONDS * 100:
+    def _judge_warp(self, frames: torch.Tensor) -> None:
+        """Fold a finished segment's frames into the choice of warp (the first WARP_JUDGE_SECONDS of
+        speech are judged); segments that open later use the choice so far (an open one that has been
+        decoded keeps its own: committed words stay)."""
+        if frames.size(0) < 10:  # under 0.1 s
             return
-        frames = seg.frames_upto(seg.end)
-        if frames.size(0) >= 10:  # 0.1 s
-            self._judge.add(self.decoder.warp_fits(frames))
-            self.warp = self._judge.best
-            if self._open.encoded is None:  # nothing decoded yet: the open segment can still take it
-                self._open.warp = self.warp
+        begun = time.perf_counter()
+        self._judge.add(self.decoder.warp_fits(frames))
+        self.warp = self._judge.best
+        if self._open.encoded is None:
+            self._open.warp = self.warp
+        self.stats.compute_seconds += time.perf_counter() - begun
 
     def status(self, overflows: int = 0, error: str | None = None, finished: bool = False) -> StatusEvent:
         """The stream's health now: real-time factor of decoding, lag behind the audio, input level."""
