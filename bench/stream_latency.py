@@ -7,7 +7,7 @@ use (cores busy on average), and word agreement of the streaming finals with (a)
 of each final's own segment and (b) one offline decode of the whole input. Without ``--model`` an
 s2t-small-shaped checkpoint is fitted briefly on the clips (cached in ``--cache``).
 
-    python bench/stream_latency.py [--model DIR] [--threads 1] [--chunk 0.5] [--beams 1] [--final-beams N]
+    python bench/stream_latency.py [--model DIR] [--threads 1] [--chunk 0.5] [--beams 1] [--final-beams N] [--warp 1]
 """
 
 from __future__ import annotations
@@ -127,13 +127,15 @@ def main() -> None:
     parser.add_argument("--chunk", type=float, default=0.5)
     parser.add_argument("--beams", type=int, default=None, help="partials' beam size (default: the model's, else 1)")
     parser.add_argument("--final-beams", type=int, default=None, help="finals' beam size (default: the model's)")
+    parser.add_argument("--warp", type=float, default=None,
+                        help="fixed frequency warp (default: the model's choice; 1: none)")
     parser.add_argument("--only", nargs="*", help="clip names to run (default: all, plus the concatenation)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     clips = read_clips(args.clips)
     folder = model_folder(args, clips)
     config = StreamConfig(chunk_seconds=args.chunk, num_beams=args.beams, final_beams=args.final_beams,
-                          offline_check=True)
+                          warp=args.warp, offline_check=True)
     recognizer = Recognizer.from_pretrained(folder, config)
     waves = {name: wave for name, wave, _ in clips}
     inputs = [(n, waves[n]) for n in (args.only or waves)]
