@@ -26,6 +26,7 @@ from s2t_live.streaming.recognizer import Recognizer, StreamConfig
 from s2t_live.streaming.sources import PacedSource
 from s2t_live.streaming.worker import EventQueue, StreamingWorker
 from s2t_live.testing import build_checkpoint, read_clips
+from s2t_live.warp import choose_warp, warped_features
 
 SR = 16000
 CONCAT = ["jfk.flac", "ls_2412-153948-0000.flac", "ls_2412-153948-0001.flac", "LJ050-0131.wav",
@@ -60,9 +61,13 @@ def model_folder(args: argparse.Namespace, clips: list) -> Path:
 
 
 def offline(recognizer: Recognizer, wave: np.ndarray) -> tuple[str, float]:
-    """Text of one unconstrained decode of all of ``wave`` and the seconds it took."""
+    """Text of one unconstrained decode of all of ``wave`` (warped as the stream's settings ask, the warp
+    judged on the whole input) and the seconds it took."""
     begun = time.perf_counter()
-    frames = recognizer.processor.feature_extractor(wave, sampling_rate=SR, return_tensors="pt")["input_features"]
+    extractor, warp = recognizer.processor.feature_extractor, recognizer.config.warp
+    if warp is None:
+        warp = choose_warp(recognizer.model, extractor, [wave], recognizer.decoder.warp_factors)
+    frames = warped_features(extractor, wave, warp)
     ids = recognizer.model.generate(frames, num_beams=recognizer.decoder.final_beams,
                                     max_length=recognizer.decoder.max_length)
     return recognizer.processor.tokenizer.decode(ids[0], skip_special_tokens=True), time.perf_counter() - begun

@@ -18,7 +18,7 @@ from .loading import quantize_int8
 from .model import Speech2TextForConditionalGeneration
 from .processor import Speech2TextProcessor
 from .segment import Span, split_at_pauses
-from .warp import choose_warp, warped_features
+from .warp import choose_warp, model_warp_factors, warped_features
 
 
 @dataclass
@@ -28,7 +28,6 @@ class Transcript:
     file: str
     duration: float
     segments: list[Segment] = field(default_factory=list)
-    warp: float = 1.0  # the frequency warp its audio was decoded with (s2t_live.warp)
 
     @property
     def text(self) -> str:
@@ -89,8 +88,7 @@ class Transcriber:
         """The frequency warp for one file's (one speaker's) ``pieces``."""
         if self.warp is not None:
             return self.warp
-        factors = getattr(self.model.generation_config, "warp_factors", None) or []
-        return choose_warp(self.model, self.processor.feature_extractor, pieces, factors)
+        return choose_warp(self.model, self.processor.feature_extractor, pieces, model_warp_factors(self.model))
 
     def decode(self, wave: np.ndarray) -> tuple[str, list[int]]:
         """Text and generated ids (start and end tokens included) for one utterance."""
@@ -155,12 +153,11 @@ class Transcriber:
         def flush() -> Iterator[tuple[str, Transcript | S2TError]]:
             waves: list[np.ndarray] = []
             warps: list[float] = []
-            for _, result, spans, w in group:
+            for _, _, spans, w in group:
                 if w is not None:
                     pieces = [w[s.start:s.end] for s in spans]
-                    result.warp = self.file_warp(pieces)
                     waves += pieces
-                    warps += [result.warp] * len(pieces)
+                    warps += [self.file_warp(pieces)] * len(pieces)
             label = group[0][0] if len(group) == 1 else f"{len(group)} files"
             bar = ProgressLine(label) if show_progress and seconds > 60 else None
             decoded = iter(self.decode_pieces(waves, bar.update if bar else None, warps))

@@ -18,6 +18,9 @@ from torch import Tensor
 
 from .features import fbank, utterance_cmvn
 
+JUDGE_SECONDS = 60.0  # the speech one speaker's warp is judged on (the longest pieces, or a stream's first)
+MIN_JUDGE_SECONDS = 0.1  # a piece shorter than this has too few frames to judge by
+
 
 def _mel(hz: Tensor) -> Tensor:
     return 1127.0 * torch.log1p(hz / 700.0)
@@ -76,6 +79,25 @@ def ctc_fit(model: Any, features: Tensor) -> tuple[float, int]:
     return float(best.sum()), best.numel()
 
 
+def model_warp_factors(model: Any) -> list[float]:
+    """The warps a model asks to be judged among (``generation_config.warp_factors``); none without a
+    CTC head to judge with."""
+    factors = getattr(getattr(model, "generation_config", None), "warp_factors", None)
+    return [float(a) for a in factors or ()] if getattr(model, "ctc_head", None) is not None else []
+
+
+def longest_pieces(seconds: Sequence[float], max_seconds: float = JUDGE_SECONDS) -> list[int]:
+    """Indices of the pieces (of the given durations) a warp is judged on: the longest first, none under
+    MIN_JUDGE_SECONDS, until ``max_seconds`` are taken."""
+    chosen, total = [], 0.0
+    for i in sorted(range(len(seconds)), key=lambda i: -seconds[i]):
+        if total >= max_seconds or seconds[i] < MIN_JUDGE_SECONDS:
+            break
+        chosen.append(i)
+        total += seconds[i]
+    return chosen
+
+
 def warp_fits(model: Any, extractor: Any, frames: Tensor, factors: Sequence[float]) -> list[tuple[float, int]]:
     """``ctc_fit`` of one utterance's filterbank ``frames`` warped by each of ``factors``."""
     return [ctc_fit(model, warped_inputs(extractor, frames, float(alpha))) for alpha in factors]
@@ -103,23 +125,14 @@ class WarpJudge:
 
 
 def choose_warp(model: Any, extractor: Any, waves: Sequence[np.ndarray], factors: Sequence[float],
-                max_seconds: float = 60.0) -> float:
-    """The factor of ``factors`` whose warped ``waves`` (one speaker; the longest first, up to
-    ``max_seconds`` of them) the CTC head scores highest per frame; 1.0 when there is nothing to judge
-    by (no CTC head, no factors, no audio)."""
+                max_seconds: float = JUDGE_SECONDS) -> float:
+    """The factor of ``factors`` whose warped ``waves`` (one speaker; ``longest_pieces`` of them) the
+    CTC head scores highest per frame; 1.0 when there is nothing to judge by (no CTC head, no factors,
+    no audio)."""
     if getattr(model, "ctc_head", None) is None or not factors:
         return 1.0
-    chosen, seconds = [], 0.0
-    for wave in sorted(waves, key=len, reverse=True):
-        if seconds >= max_seconds:
-            break
-        if wave.size >= extractor.sampling_rate // 10:  # shorter than 0.1 s: too few frames to judge
-            chosen.append(wave)
-            seconds += wave.size / extractor.sampling_rate
-    if not chosen:
-        return 1.0
     judge = WarpJudge(factors)
-    for wave in chosen:
-        frames = fbank(wave, extractor.num_mel_bins, extractor.sampling_rate, extractor.dither)
+    for i in longest_pieces([w.size / extractor.sampling_rate for w in waves], max_seconds):
+        frames = fbank(waves[i], extractor.num_mel_bins, extractor.sampling_rate, extractor.dither)
         judge.add(warp_fits(model, extractor, frames, factors))
     return judge.best

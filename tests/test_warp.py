@@ -85,7 +85,7 @@ def test_the_embedded_model_warps_a_voice_it_never_heard_and_does_better(embedde
     plain = evaluate_model(str(embedded_model_dir()), str(HELDOUT / "manifest.tsv"), warp=1.0)
     assert len(set(auto.warps)) == 1 and auto.warps[0] > 1.0 and set(plain.warps) == {1.0}
     assert auto.wer < plain.wer
-    assert auto.speaker_warps() == {auto.speakers[0]: f"  warp {auto.warps[0]:g}"} and plain.speaker_warps() == {}
+    assert auto.warp_labels() == {auto.speakers[0]: f"  warp {auto.warps[0]:g}"} and plain.warp_labels() == {}
 
 
 def test_a_stream_chooses_its_warp_from_finished_segments_as_offline_decoding_would(embedded):

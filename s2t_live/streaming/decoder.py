@@ -16,9 +16,8 @@ import torch
 from torch import Tensor
 
 from s2t_live.ctc import joint_scorer
-from s2t_live.features import utterance_cmvn
 from s2t_live.generation import LogitProcessor, Stepper, beam_search, build_processors, resolve_config
-from s2t_live.warp import warp_fits, warp_frequency
+from s2t_live.warp import warp_fits, warped_inputs
 
 from .draft import greedy_with_draft
 
@@ -52,7 +51,8 @@ class SegmentDecoder:
     the committed tokens; finals and offline decodes share ``max_length``;
     ``ctc_weight`` (0-1) weighs the model's CTC head in every decode, ``lexicon_penalty`` prices words
     outside its lexicon and ``lm_weight`` / ``word_bonus`` weigh its word LM (None: the checkpoint's
-    settings). ``warp_factors``: the frequency warps a stream chooses among (``s2t_live.warp``; empty: none).
+    settings). ``warp_factors``: the frequency warps a stream chooses among (``s2t_live.warp``; empty: none;
+    judging them needs the model's CTC head).
     """
 
     def __init__(self, model: Any, processor: Any, num_beams: int = 1, partial_max_new_tokens: int = 10,
@@ -65,7 +65,7 @@ class SegmentDecoder:
         self.tokenizer = processor.tokenizer
         self.num_beams = num_beams
         self.final_beams = final_beams or num_beams
-        self.warp_factors = [float(a) for a in warp_factors] if getattr(model, "ctc_head", None) is not None else []
+        self.warp_factors = [float(a) for a in warp_factors]
         self.partial_max_new_tokens = partial_max_new_tokens
         self.ctc_weight, self.lexicon_penalty = ctc_weight, lexicon_penalty
         self.lm_weight, self.word_bonus = lm_weight, word_bonus
@@ -93,11 +93,7 @@ class SegmentDecoder:
     def normalise(self, frames: Tensor, warp: float = 1.0) -> Tensor:
         """(T, 80) filterbank frames -> (1, T, 80) features, warped by ``warp`` and normalised as the
         feature extractor does."""
-        frames = warp_frequency(frames, warp)
-        fe = self.extractor
-        if fe.do_ceptral_normalize:
-            frames = utterance_cmvn(frames, frames.size(0), fe.normalize_means, fe.normalize_vars, fe.padding_value)
-        return frames[None]
+        return warped_inputs(self.extractor, frames, warp)
 
     @torch.inference_mode()
     def encode(self, frames: Tensor, warp: float = 1.0) -> Tensor:

@@ -22,7 +22,7 @@ import torch
 from s2t_live.audio import SAMPLE_RATE, check_finite
 from s2t_live.errors import AudioError
 from s2t_live.features import StreamingFbank
-from s2t_live.warp import WarpJudge
+from s2t_live.warp import JUDGE_SECONDS, MIN_JUDGE_SECONDS, WarpJudge, model_warp_factors
 
 from .decoder import FinalDecode, SegmentDecoder, word_agreement
 from .endpoint import BLOCK, SILENCE_DB, BlockLevels, EndpointConfig, Endpointer
@@ -30,7 +30,6 @@ from .events import Event, FinalEvent, PartialEvent, StatusEvent
 from .policy import LocalAgreement
 
 WINDOW = 400  # samples in one 25 ms filterbank window
-WARP_JUDGE_SECONDS = 60.0  # speech a stream judges its frequency warp on, as offline transcription does
 
 
 @dataclass(frozen=True)
@@ -333,7 +332,7 @@ class Stream:
         else:
             result = self._decode_final(seg, seg.end)
         tokens, offline = result.tokens, result.offline_tokens
-        if self._judge.factors and self._queued < WARP_JUDGE_SECONDS * 100:
+        if self._judge.factors and self._queued < JUDGE_SECONDS * 100:
             self._unjudged.append(seg.frames_upto(seg.end))
             self._queued += len(self._unjudged[-1])
         text = self.decoder.text(tokens)
@@ -346,10 +345,10 @@ class Stream:
                           agreement=word_agreement(offline_text, text) if offline_text is not None else None)
 
     def _judge_warp(self, frames: torch.Tensor) -> None:
-        """Fold a finished segment's frames into the choice of warp (the first WARP_JUDGE_SECONDS of
+        """Fold a finished segment's frames into the choice of warp (the first JUDGE_SECONDS of
         speech are judged); segments that open later use the choice so far (an open one that has been
         decoded keeps its own: committed words stay)."""
-        if frames.size(0) < 10:  # under 0.1 s
+        if frames.size(0) < MIN_JUDGE_SECONDS * 100:
             return
         begun = time.perf_counter()
         self._judge.add(self.decoder.warp_fits(frames))
@@ -379,7 +378,7 @@ class Recognizer:
                                       lexicon_penalty=self.config.lexicon_penalty,
                                       lm_weight=self.config.lm_weight, word_bonus=self.config.word_bonus,
                                       final_beams=final_beams,
-                                      warp_factors=getattr(model.generation_config, "warp_factors", None) or ())
+                                      warp_factors=model_warp_factors(model))
 
     def beams(self) -> tuple[int, int]:
         """The partials' and the finals' beam sizes: the stream's settings, else the model's, else greedy."""

@@ -22,7 +22,7 @@ import torch
 
 from ..audio import load_audio
 from ..errors import S2TError
-from ..warp import choose_warp
+from ..warp import choose_warp, longest_pieces, model_warp_factors
 from .data import Utterance, read_manifest
 
 
@@ -50,7 +50,7 @@ class EvalResult:
             groups.setdefault(speaker.split("+")[0] if voices else speaker, []).append(i)
         return groups
 
-    def speaker_warps(self, voices: bool = False) -> dict[str, str]:
+    def warp_labels(self, voices: bool = False) -> dict[str, str]:
         """``"  warp 1.15"`` (or a range) per speaker group whose audio was warped; nothing for the others."""
         out = {}
         for speaker, indices in self.groups(voices).items():
@@ -148,19 +148,15 @@ def evaluate(model: Any, processor: Any, utterances: Sequence[Utterance], max_fr
 def speaker_warps(model: Any, processor: Any, utterances: Sequence[Utterance]) -> list[float]:
     """Each utterance's frequency warp: per speaker, the one of the model's ``warp_factors`` that its CTC
     head prefers on that speaker's audio (``s2t_live.warp.choose_warp``); all 1.0 for models without."""
-    factors = getattr(model.generation_config, "warp_factors", None) or []
+    factors = model_warp_factors(model)
     if not factors:
         return [1.0] * len(utterances)
     chosen: dict[str, float] = {}
     for speaker in dict.fromkeys(u.speaker for u in utterances):
-        group = sorted((u for u in utterances if u.speaker == speaker), key=lambda u: -u.n_frames)
-        waves, seconds = [], 0.0
-        for u in group:  # the longest utterances, up to a minute, as choose_warp would take them
-            if seconds >= 60.0:
-                break
-            waves.append(load_audio(u.audio))
-            seconds += waves[-1].size / 16000
-        chosen[speaker] = choose_warp(model, processor.feature_extractor, waves, factors)
+        group = [u for u in utterances if u.speaker == speaker]
+        judged = longest_pieces([u.n_frames / 100 for u in group])  # only their audio is read
+        chosen[speaker] = choose_warp(model, processor.feature_extractor, [load_audio(group[i].audio) for i in judged],
+                                      factors)
     return [chosen[u.speaker] for u in utterances]
 
 
@@ -221,7 +217,7 @@ def run(args: argparse.Namespace) -> int:
             continue
         rows = [(speaker or "(no speaker)", *rest) for speaker, *rest in result.by_speaker(voices)]
         width = max(len(row[0]) for row in rows)
-        warps = result.speaker_warps(voices)
+        warps = result.warp_labels(voices)
         for speaker, wer, utterances, words in rows:
             print(f"{speaker:{width}s}  WER {100 * wer:6.2f}%  {utterances} utterances, {words} words"
                   f"{warps.get(speaker, '')}")
