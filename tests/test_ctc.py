@@ -63,7 +63,8 @@ def test_feeding_a_prefix_equals_advancing_through_it(frames):
 
 
 def test_joint_scores_rule_out_non_candidates_and_forbidden_tokens(frames):
-    scorer = CTCPrefixScorer(frames, None, torch.arange(2), BLANK, EOS, weight=0.3, candidates=2)
+    # confident=0: no CTC token joins the candidates (no log-probability exceeds 0).
+    scorer = CTCPrefixScorer(frames, None, torch.arange(2), BLANK, EOS, weight=0.3, candidates=2, confident=0.0)
     att = torch.log_softmax(torch.tensor([[3.0, 0.0, 1.0, 2.0, -1.0], [0.0, 0.0, 0.0, 0.0, 5.0]]), dim=-1)
     att[1, 0] = -float("inf")  # as a processor (e.g. no_repeat_ngram) forbids it
     joint = scorer(torch.zeros(2, 1, dtype=torch.long), att)
@@ -71,6 +72,27 @@ def test_joint_scores_rule_out_non_candidates_and_forbidden_tokens(frames):
     assert joint[1, 0] == -float("inf")
     score, _, _ = scorer.extend(torch.tensor([[0], [4]]))
     assert joint[0, 0].item() == pytest.approx(0.7 * att[0, 0].item() + 0.3 * score[0, 0].item(), abs=1e-5)
+
+
+def test_tokens_the_ctc_head_is_sure_of_join_the_candidates():
+    # Utterance 0's frames say token 4 (posterior ~0.98 on frame 1); utterance 1's never rise above 0.37 for
+    # any label. The attention decoder ranks token 4 last in both.
+    flat = torch.zeros(2, 3, 5)
+    flat[0, 1, 4] = 6.0
+    frames = torch.log_softmax(flat, dim=-1)
+    att = torch.log_softmax(torch.tensor([[3.0, 0.0, 2.0, 1.0, -4.0]] * 2), dim=-1)
+    for padded in (False, True):  # padding frames past an utterance's end are never confident
+        lengths = torch.tensor([3, 3 if not padded else 1])
+        if padded:
+            frames[1, 1:] = frames[0, 1:]
+        scorer = CTCPrefixScorer(frames, lengths, torch.tensor([0, 0, 1]), BLANK, EOS, weight=0.3, candidates=1)
+        joint = scorer(torch.zeros(3, 1, dtype=torch.long), torch.cat([att, att[:1]]))
+        assert torch.isfinite(joint[:2, [0, 4, EOS]]).all() and (joint[:2, [1, 3]] < -1e9).all()
+        assert torch.isfinite(joint[2, [0, EOS]]).all() and (joint[2, [1, 3, 4]] < -1e9).all()
+        # A chosen confident token goes on like any other: its prefix score is the one extend gives.
+        want, _, _ = scorer.extend(torch.tensor([[4], [4], [4]]))
+        scorer.advance(torch.tensor([0]), torch.tensor([4]))
+        assert scorer.score[0].item() == pytest.approx(want[0, 0].item(), abs=1e-9)
 
 
 @pytest.fixture(scope="module")
