@@ -58,8 +58,8 @@ def warp_argument(text: str) -> float | None:
 
 def add_warp_argument(parser: argparse.ArgumentParser, unit: str) -> None:
     parser.add_argument("--warp", type=warp_argument, default=None, metavar="auto|FACTOR",
-                        help=f"frequency warp of the audio, per {unit}: 'auto' (default) tries the model's "
-                             "warp_factors and keeps the one its CTC head prefers (models that list none: no "
+                        help=f"frequency warp of the audio: 'auto' (default) tries the model's warp_factors "
+                             f"and keeps the one the model prefers, per {unit} (models that list none: no "
                              "warp); a number fixes it, 1 turns it off")
 
 
@@ -134,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="score cost of each word outside the model's lexicon.txt, for models that have one; "
                         "0 turns it off (default: the model's)")
     add_lm_arguments(p)
-    add_warp_argument(p, "file")
+    add_warp_argument(p, "piece of speech or per file, as the model asks")
     p.add_argument("--batch-size", type=int, default=8,
                    help="pieces decoded together (default 8; 1 decodes them one by one)")
     p.add_argument("--format", "-f", choices=FORMATS, default="txt")

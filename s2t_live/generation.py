@@ -62,9 +62,13 @@ class GenerationConfig:
     # the stream's own settings leave them open (None: greedy partials, finals like the partials).
     stream_num_beams: int | None = None
     stream_final_beams: int | None = None
-    # s2t-live: frequency warps tried on each file (or speaker) before decoding, the one the CTC head finds
-    # most familiar used (test-time vocal tract length normalisation, s2t_live.warp); None: no warping.
+    # s2t-live: frequency warps tried before decoding, the one the model finds most familiar used (test-time
+    # vocal tract length normalisation, s2t_live.warp); None: no warping.
     warp_factors: list[float] | None = None
+    # s2t-live: how offline transcription uses them: with k, each piece of speech is decoded at the k warps
+    # whose audio the CTC head is surest of and the best-scoring hypothesis is kept; None: one warp per file
+    # (or speaker), the CTC head's choice. Live recognition always makes the CTC head's choice.
+    warp_decodes: int | None = None
     use_cache: bool = True
     return_dict_in_generate: bool = False
     output_scores: bool = False

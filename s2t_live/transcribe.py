@@ -18,7 +18,9 @@ from .loading import quantize_int8
 from .model import Speech2TextForConditionalGeneration
 from .processor import Speech2TextProcessor
 from .segment import Span, split_at_pauses
-from .warp import choose_warp, model_warp_factors, warped_features
+from .warp import (MIN_JUDGE_SECONDS, choose_warp, ctc_sureness, model_warp_factors, warp_decodes,
+                   warped_features, warped_inputs)
+from .features import fbank
 
 
 @dataclass
@@ -49,9 +51,53 @@ def encode_each(model: Any, processor: Any, waves: list[np.ndarray],
             features = warped_features(processor.feature_extractor, wave, warp)
         frames.append(features.size(1))
         hidden.append(model.model.encoder(features.to(model.device, model.dtype)).last_hidden_state[0])
+    return pad_states(hidden, frames, model.device)
+
+
+def pad_states(hidden: list[torch.Tensor], frames: list[int], device: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """(S_i, d) encoder states padded into (B, S, d), and the (B, T) mask of their ``frames`` feature frames."""
     padded = torch.nn.utils.rnn.pad_sequence(hidden, batch_first=True)
-    mask = (torch.arange(max(frames))[None, :] < torch.tensor(frames)[:, None]).long().to(model.device)
+    mask = (torch.arange(max(frames))[None, :] < torch.tensor(frames)[:, None]).long().to(device)
     return padded, mask
+
+
+@torch.inference_mode()
+def decode_best_warp(model: Any, processor: Any, waves: Sequence[np.ndarray], factors: Sequence[float], keep: int,
+                     batch_size: int = 8, **options: Any) -> list[tuple[float, list[int]]]:
+    """Per wave (a piece of speech), ``(factor, ids)``: its audio is warped by each of ``factors``, the
+    ``keep`` warps the CTC head is surest of (``ctc_sureness``) are decoded (``options`` as for
+    ``generate``), and the hypothesis with the highest score wins, the length-normalised joint score by
+    which beam search ranks its finished hypotheses. So the decoder, the CTC head and the word LM judge the
+    warp together, per piece; a piece too short to judge, or greedy decoding (no scores to compare),
+    decodes only the surest warp. The ids are padded as ``generate`` pads a batch."""
+    extractor = processor.feature_extractor
+    beams = options.get("num_beams") or getattr(model.generation_config, "num_beams", 1) or 1
+    jobs = []  # (piece, factor, encoder states, feature frames) to decode
+    for i, wave in enumerate(waves):
+        if wave.size < MIN_JUDGE_SECONDS * SAMPLE_RATE or not factors:
+            hidden, mask = encode_each(model, processor, [wave])
+            jobs.append((i, 1.0, hidden[0], int(mask.sum())))
+            continue
+        frames = fbank(wave, extractor.num_mel_bins, extractor.sampling_rate, extractor.dither)
+        judged = []
+        for alpha in factors:
+            features = warped_inputs(extractor, frames, float(alpha))
+            sure, hidden = ctc_sureness(model, features)
+            judged.append((sure, float(alpha), hidden[0], features.size(1)))
+        judged.sort(key=lambda job: -job[0])  # stable: ties keep the order of ``factors``
+        jobs += [(i, alpha, hidden, n) for _, alpha, hidden, n in judged[:keep if beams > 1 else 1]]
+    options = {**options, "return_dict_in_generate": True, "output_scores": True, "num_return_sequences": 1}
+    best: list[tuple[float, float, list[int]] | None] = [None] * len(waves)
+    jobs.sort(key=lambda job: -job[3])
+    for first in range(0, len(jobs), batch_size):
+        batch = jobs[first:first + batch_size]
+        hidden, mask = pad_states([job[2] for job in batch], [job[3] for job in batch], model.device)
+        out = model.generate(encoder_outputs=(hidden,), attention_mask=mask, **options)
+        scores = out.sequences_scores.tolist() if out.sequences_scores is not None else [0.0] * len(batch)
+        for (i, alpha, _, _), ids, score in zip(batch, out.sequences.tolist(), scores):
+            if best[i] is None or score > best[i][0]:
+                best[i] = (score, alpha, ids)
+    return [(alpha, ids) for _, alpha, ids in best]  # type: ignore[misc]
 
 
 class Transcriber:
@@ -84,11 +130,16 @@ class Transcriber:
                                  f"{', '.join(sorted(codes)) or 'none (not multilingual)'}")
             self.generate_kwargs["forced_bos_token_id"] = codes[tgt_lang]
 
-    def file_warp(self, pieces: Sequence[np.ndarray]) -> float:
-        """The frequency warp for one file's (one speaker's) ``pieces``."""
+    def piece_warps(self, pieces: Sequence[np.ndarray]) -> list[float] | None:
+        """The frequency warp of each of one file's (one speaker's) ``pieces``: the one asked for, else the
+        model's choice, one per file by its CTC head; None when the model asks for the choice per piece by
+        decoding (``warp_decodes``), which ``decode_pieces`` makes."""
         if self.warp is not None:
-            return self.warp
-        return choose_warp(self.model, self.processor.feature_extractor, pieces, model_warp_factors(self.model))
+            return [self.warp] * len(pieces)
+        if warp_decodes(self.model):
+            return None
+        factors = model_warp_factors(self.model)
+        return [choose_warp(self.model, self.processor.feature_extractor, pieces, factors)] * len(pieces)
 
     def decode(self, wave: np.ndarray) -> tuple[str, list[int]]:
         """Text and generated ids (start and end tokens included) for one utterance."""
@@ -98,10 +149,16 @@ class Transcriber:
                      ) -> list[tuple[str, list[int]]]:
         """``decode`` for several utterances at once. Each is encoded on its own (no padding, so the
         encoder does the same work as for one utterance); then the decoder runs on all of them as one
-        padded batch, so each decoding step reads the decoder weights from memory once for them all."""
+        padded batch, so each decoding step reads the decoder weights from memory once for them all.
+        ``warps``: one per wave; None: none, or for a model that asks for it (``warp_decodes``) and no
+        fixed ``warp``, each wave's best of its decodes at several warps (``decode_best_warp``)."""
         model = self.model
-        padded, mask = encode_each(model, self.processor, waves, warps)
-        rows = model.generate(encoder_outputs=(padded,), attention_mask=mask, **self.generate_kwargs).tolist()
+        if warps is None and self.warp is None and warp_decodes(model):
+            rows = [ids for _, ids in decode_best_warp(model, self.processor, waves, model_warp_factors(model),
+                                                       warp_decodes(model), self.batch_size, **self.generate_kwargs)]
+        else:
+            padded, mask = encode_each(model, self.processor, waves, warps)
+            rows = model.generate(encoder_outputs=(padded,), attention_mask=mask, **self.generate_kwargs).tolist()
         out = []
         for ids in rows:
             ids = trim_finished(ids, model.generation_config.eos_token_id)
@@ -110,14 +167,14 @@ class Transcriber:
 
     def decode_pieces(self, pieces: list[np.ndarray], progress: Callable[[int, int], None] | None = None,
                       warps: Sequence[float] | None = None) -> list[tuple[str, list[int]]]:
-        """``decode`` of every piece (warped by ``warps``, one per piece), ``batch_size`` at a time in
-        order of length (little padding); results in the order of ``pieces``."""
-        warps = list(warps or [1.0] * len(pieces))
+        """``decode`` of every piece (warped by ``warps``, one per piece; None as for ``decode_batch``),
+        ``batch_size`` at a time in order of length (little padding); results in the order of ``pieces``."""
         order = sorted(range(len(pieces)), key=lambda i: -pieces[i].size)
         results: list[tuple[str, list[int]] | None] = [None] * len(pieces)
         for first in range(0, len(order), self.batch_size):
             chosen = order[first:first + self.batch_size]
-            batch = self.decode_batch([pieces[i] for i in chosen], [warps[i] for i in chosen])
+            batch = self.decode_batch([pieces[i] for i in chosen],
+                                      None if warps is None else [warps[i] for i in chosen])
             for index, result in zip(chosen, batch):
                 results[index] = result
             if progress:
@@ -129,7 +186,7 @@ class Transcriber:
         """Segments for a whole recording; ``split=False`` decodes it as one utterance."""
         spans = split_at_pauses(wave) if split else [Span(0, wave.size)]
         pieces = [wave[span.start:span.end] for span in spans]
-        decoded = self.decode_pieces(pieces, progress, [self.file_warp(pieces)] * len(pieces))
+        decoded = self.decode_pieces(pieces, progress, self.piece_warps(pieces))
         return [make_segment(span, text, tokens) for span, (text, tokens) in zip(spans, decoded)]
 
     def transcribe_file(self, path: str, split: bool = True, show_progress: bool = False) -> Transcript:
@@ -152,12 +209,13 @@ class Transcriber:
 
         def flush() -> Iterator[tuple[str, Transcript | S2TError]]:
             waves: list[np.ndarray] = []
-            warps: list[float] = []
+            warps: list[float] | None = []
             for _, _, spans, w in group:
                 if w is not None:
                     pieces = [w[s.start:s.end] for s in spans]
                     waves += pieces
-                    warps += [self.file_warp(pieces)] * len(pieces)
+                    chosen = self.piece_warps(pieces)  # None: chosen per piece as they are decoded
+                    warps = None if chosen is None or warps is None else warps + chosen
             label = group[0][0] if len(group) == 1 else f"{len(group)} files"
             bar = ProgressLine(label) if show_progress and seconds > 60 else None
             decoded = iter(self.decode_pieces(waves, bar.update if bar else None, warps))

@@ -5,7 +5,12 @@ vocal tract length normalisation (VTLN) for a voice unlike the training voices.
 likelihood VTLN with the model's CTC head as the judge: each candidate factor warps the same audio, the
 encoder and CTC head score it (the mean log-probability of the best CTC path per frame), and the factor
 whose audio the model finds most familiar wins. One factor serves a whole file, as classic VTLN picks one
-per speaker: per utterance the choice is noisier (model card).
+per speaker: per utterance this choice is noisier (model card). A model can instead ask offline
+transcription to decode each piece of speech at the few warps whose audio the CTC head is surest of
+(``warp_decodes``; ``s2t_live.transcribe.decode_best_warp``) and keep the hypothesis that scores highest,
+by the decoder, the CTC head and the word LM together: a choice per piece that short pieces make more
+reliably than the CTC head's frames alone. Live recognition keeps the CTC head's choice (decoding every
+final at several warps would delay it).
 """
 
 from __future__ import annotations
@@ -84,6 +89,21 @@ def model_warp_factors(model: Any) -> list[float]:
     CTC head to judge with."""
     factors = getattr(getattr(model, "generation_config", None), "warp_factors", None)
     return [float(a) for a in factors or ()] if getattr(model, "ctc_head", None) is not None else []
+
+
+def warp_decodes(model: Any) -> int:
+    """How many warps offline transcription decodes each piece at (``generation_config.warp_decodes``,
+    only with ``warp_factors``); 0: one warp per file, the CTC head's choice."""
+    k = getattr(getattr(model, "generation_config", None), "warp_decodes", None)
+    return min(int(k), len(model_warp_factors(model))) if k and int(k) > 0 else 0
+
+
+def ctc_sureness(model: Any, features: Tensor) -> tuple[float, Tensor]:
+    """How sure the model's CTC head is of ``features`` (1, T, bins): the mean negative entropy of its
+    per-frame distributions; and the encoder states (1, S, d) it judged, to decode from."""
+    hidden = model.model.encoder(features.to(model.device, model.dtype)).last_hidden_state
+    log_probs = torch.log_softmax(model.ctc_head(hidden).float(), dim=-1)
+    return float((log_probs.exp() * log_probs).sum(-1).mean()), hidden
 
 
 def longest_pieces(seconds: Sequence[float], max_seconds: float = JUDGE_SECONDS) -> list[int]:

@@ -184,7 +184,7 @@ def test_warp_is_off_for_models_that_list_no_warp_factors_and_a_fixed_warp_chang
 
     wave = next(w for name, w, _ in clips if name == "LJ002-0020.wav")
     auto, fixed = Transcriber(str(tiny_model)), Transcriber(str(tiny_model), warp=1.2)
-    assert auto.file_warp([wave]) == 1.0 and fixed.file_warp([wave]) == 1.2
+    assert auto.piece_warps([wave, wave]) == [1.0, 1.0] and fixed.piece_warps([wave]) == [1.2]
     plain, _ = encode_each(auto.model, auto.processor, [wave])
     assert torch.equal(encode_each(auto.model, auto.processor, [wave], [1.0])[0], plain)
     assert not torch.allclose(encode_each(auto.model, auto.processor, [wave], [1.2])[0], plain)

@@ -16,10 +16,10 @@ from s2t_live.ngram import NGramLM
 from s2t_live.train.data import read_manifest
 
 HELDOUT = Path(__file__).parent / "data" / "heldout"
-# `transcribe` scores these 16 clips (159 words) at 26.4 % with the shipped model, its 20 beams and a
-# frequency warp chosen per clip (28.3 % unwarped, 31.4 % at 5 beams; the models before it: 34.0 %,
-# 44.7 %): a regression bound, not the target of issue 8.
-MAX_HELDOUT_WER = 0.31
+# Issue 8's target for a voice never heard: 25 %. `transcribe` scores these 16 clips (159 words) at 20.1 %
+# with the shipped model, its 20 beams and each clip's best decode of its 3 surest warps (session 21; 26.4 %
+# with one warp per clip chosen by the CTC head, 28.3 % unwarped; the models before it: 34.0 %, 44.7 %).
+MAX_HELDOUT_WER = 0.25
 
 
 def test_embedded_model_is_the_default_and_fits_the_budget(monkeypatch):

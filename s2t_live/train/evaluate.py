@@ -22,7 +22,7 @@ import torch
 
 from ..audio import load_audio
 from ..errors import S2TError
-from ..warp import choose_warp, longest_pieces, model_warp_factors
+from ..warp import choose_warp, longest_pieces, model_warp_factors, warp_decodes
 from .data import Utterance, read_manifest
 
 
@@ -119,30 +119,48 @@ def transcribe_utterances(model: Any, processor: Any, utterances: Sequence[Utter
     """Hypotheses for ``utterances``, in their order, decoded by ``model.generate(**options)`` (options
     left out or None: the model's generation defaults); each utterance is encoded unpadded (its audio
     warped by ``warps[i]``, if given), the decoder runs on batches of up to ``max_frames`` padded frames."""
-    from ..transcribe import encode_each
+    return decode_utterances(model, processor, utterances, max_frames, warps, **options)[0]
+
+
+@torch.inference_mode()
+def decode_utterances(model: Any, processor: Any, utterances: Sequence[Utterance], max_frames: int = 20000,
+                      warps: Sequence[float] | None = None, pick_warps: bool = False,
+                      **options: Any) -> tuple[list[str], list[float]]:
+    """``transcribe_utterances``, and the warp of each utterance. With ``pick_warps`` (and no ``warps``)
+    each utterance is decoded at the model's ``warp_decodes`` surest warps and keeps the best-scoring
+    hypothesis (``s2t_live.transcribe.decode_best_warp``), as ``transcribe`` decodes each piece."""
+    from ..transcribe import decode_best_warp, encode_each
 
     was_training = model.training
     model.eval()
-    texts = [""] * len(utterances)
+    texts, used = [""] * len(utterances), list(warps or [1.0] * len(utterances))
+    pick = pick_warps and warps is None and warp_decodes(model) > 0
     for indices in length_batches(utterances, max_frames):
-        hidden, mask = encode_each(model, processor, [load_audio(utterances[i].audio) for i in indices],
-                                   [warps[i] for i in indices] if warps else None)
-        ids = model.generate(encoder_outputs=(hidden,), attention_mask=mask, **options)
+        waves = [load_audio(utterances[i].audio) for i in indices]
+        if pick:
+            best = decode_best_warp(model, processor, waves, model_warp_factors(model), warp_decodes(model),
+                                    len(waves), **options)
+            ids = [row for _, row in best]
+            for i, (alpha, _) in zip(indices, best):
+                used[i] = alpha
+        else:
+            hidden, mask = encode_each(model, processor, waves, [warps[i] for i in indices] if warps else None)
+            ids = model.generate(encoder_outputs=(hidden,), attention_mask=mask, **options)
         for i, text in zip(indices, processor.batch_decode(ids, skip_special_tokens=True)):
             texts[i] = text
     model.train(was_training)
-    return texts
+    return texts, used
 
 
 def evaluate(model: Any, processor: Any, utterances: Sequence[Utterance], max_frames: int = 20000,
-             warps: Sequence[float] | None = None, **options: Any) -> EvalResult:
-    """Decode ``utterances`` (``warps`` and ``options`` as for ``transcribe_utterances``) and score them
-    against their transcripts."""
+             warps: Sequence[float] | None = None, pick_warps: bool = False, **options: Any) -> EvalResult:
+    """Decode ``utterances`` (``warps``, ``pick_warps`` and ``options`` as for ``decode_utterances``) and
+    score them against their transcripts."""
     start = time.monotonic()
-    hyps = transcribe_utterances(model, processor, utterances, max_frames, warps, **options)
+    hyps, used = decode_utterances(model, processor, utterances, max_frames, warps, pick_warps, **options)
     refs = [u.text for u in utterances]
     return EvalResult(word_error_rate(refs, hyps), len(refs), count_words(refs), time.monotonic() - start,
-                      refs, hyps, [u.speaker for u in utterances], list(warps or [1.0] * len(refs)))
+                      refs, hyps, [u.speaker for u in utterances], used)
 
 
 def speaker_warps(model: Any, processor: Any, utterances: Sequence[Utterance]) -> list[float]:
@@ -164,16 +182,23 @@ def evaluate_model(model_dir: str, manifest: str, limit: int | None = None, devi
                    audio_root: str | None = None, warp: float | None = None, **options: Any) -> EvalResult:
     """Load a model folder (or hub id) and evaluate it on the first ``limit`` rows of ``manifest``;
     ``options`` (``num_beams``, ``ctc_weight``, ``lexicon_penalty``, ...) left out or None use the
-    model's generation defaults. ``warp``: every utterance's frequency warp; None: per speaker, the
-    model's choice (``speaker_warps``)."""
+    model's generation defaults. ``warp``: every utterance's frequency warp; None: the model's choice, as
+    ``transcribe`` makes it: per utterance by decoding (``warp_decodes``), else per speaker by the CTC head
+    (``speaker_warps``)."""
     from ..model import Speech2TextForConditionalGeneration
     from ..processor import Speech2TextProcessor
 
     utterances = read_manifest(manifest, audio_root, limit=limit)
     processor = Speech2TextProcessor.from_pretrained(model_dir)
     model = Speech2TextForConditionalGeneration.from_pretrained(model_dir, device=device)
-    warps = speaker_warps(model, processor, utterances) if warp is None else [warp] * len(utterances)
-    return evaluate(model, processor, utterances, warps=warps, **options)
+    if warp is not None:
+        return evaluate(model, processor, utterances, warps=[warp] * len(utterances), **options)
+    if warp_decodes(model):
+        return evaluate(model, processor, utterances, pick_warps=True, **options)
+    start = time.monotonic()
+    result = evaluate(model, processor, utterances, warps=speaker_warps(model, processor, utterances), **options)
+    result.seconds = time.monotonic() - start  # the warps' choice included
+    return result
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -188,7 +213,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lexicon-penalty", type=penalty_argument, default=None,
                         help="cost of each word outside the model's lexicon, 0: off (default: the model's)")
     add_lm_arguments(parser)
-    add_warp_argument(parser, "speaker (the manifest's speaker column)")
+    add_warp_argument(parser, "utterance or per speaker (the manifest's speaker column), as the model "
+                              "asks")
     parser.add_argument("--limit", type=count_argument("the utterance limit"), default=None, help="score only the first N utterances")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--audio-root", default=None, help="folder the audio paths are relative to "
