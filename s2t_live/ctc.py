@@ -11,8 +11,8 @@ where ``p_ctc(g)`` is the probability that the frames' CTC labelling starts with
 that it is exactly ``g``). Hypotheses hold, per frame, the log-probability that the prefix has been emitted
 by that frame ending in a label (``n``) or in a blank (``b``); a step extends them for a few candidate
 tokens per hypothesis (all the vocabulary would cost frames x vocabulary work per hypothesis and step): the
-attention decoder's best ones, and the tokens the CTC head itself is confident of somewhere in the
-utterance, so that a word the decoder ranks low but the head hears can still be chosen.
+attention decoder's best ones, and the tokens the CTC head itself is sure of just ahead of the hypothesis,
+so that a word the decoder ranks low but the head hears can still be chosen.
 """
 
 from __future__ import annotations
@@ -24,13 +24,17 @@ from torch import Tensor
 
 NEG = -1.0e10  # log of "impossible", finite so that sums and differences never give NaN
 # Candidates rescored per hypothesis and step: the attention decoder's CANDIDATES best tokens, every token
-# whose CTC log-posterior exceeds CONFIDENT (a probability of 0.37) on some frame of the utterance, and the
-# end token. Embedded model (session 21), 20 beams, WER on dev / test / held-out voice (300 utterances
-# each): 32 attention candidates alone 15.65 / 16.94 / 28.29 % (52 s for dev); 64 alone 15.3 / 16.55 /
-# 27.64 % (69 s); 16 plus the confident tokens 15.13 / 16.32 / 27.99 % (55 s); 16 plus tokens above 0.2
-# 15.07 / 16.29 / 27.99 % (59 s); 16 plus tokens above 0.6 15.31 % on dev.
+# whose CTC log-posterior exceeds CONFIDENT (a probability of 0.37) on a frame near where the hypothesis
+# has got to (the NEAR frames from where its next label most likely starts), and the end token. Embedded
+# model (session 21), 20 beams, dev WER unwarped (300 utterances): 32 attention candidates alone 15.65 %
+# (52 s); 16 plus the tokens sure anywhere in the utterance 15.13 % (55 s), but a long live segment then
+# carries many (final lag p95 of bench/stream_latency.py 0.91 against 0.75 s); 16 plus the tokens sure near
+# the hypothesis 15.19 % (49 s; final lag p95 0.65 s); sure meaning above 0.2: 15.07 % (59 s), above 0.6:
+# 15.31 %. Test and held-out voice with session 20's warp per speaker: 32 alone 16.94 / 28.29 %, 64 alone
+# 16.55 / 27.64 % (1.4x the time), 16 plus the tokens sure anywhere 16.32 / 27.99 %.
 CANDIDATES = 16
 CONFIDENT = -1.0
+NEAR = 16  # encoder frames: 1.28 s at the embedded model's 80 ms
 
 
 def ctc_weight(model: Any, gc: Any) -> float:
@@ -121,12 +125,8 @@ class CTCPrefixScorer:
             lp = lp.masked_fill(past[:, :, None], NEG)
             lp[:, :, blank] = lp[:, :, blank].masked_fill(past, 0.0)
         self.x = lp.transpose(0, 1).contiguous()  # (S, B, V)
-        # Each utterance's confident tokens (B, K), padded with the end token (a candidate anyway).
-        sure = (lp > confident).any(dim=1)
-        sure[:, blank] = False
-        k = max(int(sure.sum(-1).max()), 1) if sure.numel() else 1
-        order = torch.argsort(sure.to(torch.int8), dim=-1, descending=True, stable=True)[:, :k]
-        self.confident = torch.where(sure.gather(1, order), order, eos)
+        self.sure = self.x > confident  # (S, B, V): the labels the head is sure of on each frame
+        self.sure[:, :, blank] = False
         self.blank, self.eos, self.weight, self.candidates = blank, eos, weight, candidates
         self.rows = rows.to(lp.device)
         n = self.rows.numel()
@@ -173,13 +173,12 @@ class CTCPrefixScorer:
 
     def __call__(self, ids: Tensor, log_probs: Tensor) -> Tensor:
         """Joint scores (N, V) from the attention decoder's ``log_probs`` (N, V) after processors; tokens
-        outside each row's candidates (its best attention tokens, its utterance's confident CTC tokens and
-        the end token) are ruled out."""
+        outside each row's candidates (its best attention tokens, the tokens the CTC head is sure of near
+        where it has got to, and the end token) are ruled out."""
         vocab = log_probs.size(-1)
         c = min(self.candidates, vocab)
         cand = torch.topk(log_probs, c, dim=-1)[1]
-        cand = torch.cat([cand, self.confident[self.rows].to(cand.device), torch.full_like(cand[:, :1], self.eos)],
-                         dim=1)
+        cand = torch.cat([cand, self.sure_near().to(cand.device), torch.full_like(cand[:, :1], self.eos)], dim=1)
         score, new_n, new_b = self.extend(cand)
         att = log_probs.gather(1, cand)
         joint = (1.0 - self.weight) * att + self.weight * (score - self.score[:, None]).to(att.dtype)
@@ -189,6 +188,25 @@ class CTCPrefixScorer:
         out = torch.where(log_probs <= NEG / 2, log_probs, out)  # keep what processors forbade forbidden
         self._pending = (cand, score, new_n, new_b)
         return out
+
+    def sure_near(self) -> Tensor:
+        """(N, K) per row: the labels the head is sure of on the NEAR frames from the one where the row's
+        next label most likely starts (its prefix complete by the frame before, that frame saying neither the
+        blank nor the prefix's last label again: a pause between words does not hide the next word), padded
+        with the end token (a candidate anyway)."""
+        done = torch.logaddexp(self.r_n, self.r_b)  # (S, N): the prefix complete by frame t
+        # log P(frame t says a new label: neither the blank nor a repeat of the prefix's last), (S, N)
+        same = self.x[:, self.rows, self.blank].exp()
+        same = same + torch.where(self.last >= 0, self.x[:, self.rows, self.last.clamp(min=0)].exp(), 0.0)
+        new = torch.log1p(-same.clamp(max=1.0 - 1e-12))
+        first = torch.where(self.last == -1, new[0], NEG)  # only the empty prefix starts at frame 0
+        starts = torch.cat([first[None], done[:-1] + new[1:]])
+        window = starts.argmax(dim=0)[None, :] + torch.arange(NEAR, device=done.device)[:, None]
+        window = window.clamp(max=done.size(0) - 1)
+        near = self.sure[window, self.rows[None, :]].any(dim=0)  # (N, V)
+        k = int(near.sum(-1).max()) if near.numel() else 0
+        order = torch.argsort(near.to(torch.int8), dim=-1, descending=True, stable=True)[:, :k]
+        return torch.where(near.gather(1, order), order, self.eos)
 
     def advance(self, source: Tensor, tokens: Tensor) -> None:
         """Rows now continue row ``source[i]`` of the last call with ``tokens[i]`` (N',)."""

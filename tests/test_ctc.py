@@ -68,7 +68,7 @@ def test_joint_scores_rule_out_non_candidates_and_forbidden_tokens(frames):
     att = torch.log_softmax(torch.tensor([[3.0, 0.0, 1.0, 2.0, -1.0], [0.0, 0.0, 0.0, 0.0, 5.0]]), dim=-1)
     att[1, 0] = -float("inf")  # as a processor (e.g. no_repeat_ngram) forbids it
     joint = scorer(torch.zeros(2, 1, dtype=torch.long), att)
-    assert torch.isfinite(joint[0, [0, 3, EOS]]).all() and (joint[0, [1, 4]] < -1e9).all()
+    assert (joint[0, [0, 3, EOS]] > -1e9).all() and (joint[0, [1, 4]] < -1e9).all()
     assert joint[1, 0] == -float("inf")
     score, _, _ = scorer.extend(torch.tensor([[0], [4]]))
     assert joint[0, 0].item() == pytest.approx(0.7 * att[0, 0].item() + 0.3 * score[0, 0].item(), abs=1e-5)
@@ -87,12 +87,33 @@ def test_tokens_the_ctc_head_is_sure_of_join_the_candidates():
             frames[1, 1:] = frames[0, 1:]
         scorer = CTCPrefixScorer(frames, lengths, torch.tensor([0, 0, 1]), BLANK, EOS, weight=0.3, candidates=1)
         joint = scorer(torch.zeros(3, 1, dtype=torch.long), torch.cat([att, att[:1]]))
-        assert torch.isfinite(joint[:2, [0, 4, EOS]]).all() and (joint[:2, [1, 3]] < -1e9).all()
-        assert torch.isfinite(joint[2, [0, EOS]]).all() and (joint[2, [1, 3, 4]] < -1e9).all()
+        assert (joint[:2, [0, 4, EOS]] > -1e9).all() and (joint[:2, [1, 3]] < -1e9).all()
+        assert (joint[2, [0, EOS]] > -1e9).all() and (joint[2, [1, 3, 4]] < -1e9).all()
         # A chosen confident token goes on like any other: its prefix score is the one extend gives.
         want, _, _ = scorer.extend(torch.tensor([[4], [4], [4]]))
         scorer.advance(torch.tensor([0]), torch.tensor([4]))
         assert scorer.score[0].item() == pytest.approx(want[0, 0].item(), abs=1e-9)
+
+
+def test_only_tokens_the_head_is_sure_of_just_ahead_of_a_hypothesis_join():
+    """Token 3 is said on frames 0-1, token 4 on frame 30, after a pause of 28 blank frames (longer than
+    NEAR): the empty prefix looks ahead from frame 0 and sees 3, not 4; once "3" is its prefix, the next
+    label most likely starts at frame 30, so 4 joins (a pause does not hide the next word) and 3 does not."""
+    from s2t_live.ctc import NEAR
+
+    assert NEAR < 28
+    logits = torch.zeros(1, 34, 5)
+    logits[0, :, BLANK] = 8.0
+    logits[0, 0:2, 3] = 12.0
+    logits[0, 30, 4] = 12.0
+    frames = torch.log_softmax(logits, dim=-1)
+    scorer = CTCPrefixScorer(frames, None, torch.arange(1), BLANK, EOS, weight=0.3, candidates=1)
+    att = torch.log_softmax(torch.tensor([[3.0, 0.0, 2.0, 1.0, -4.0]]), dim=-1)  # attention: token 0 first
+    joint = scorer(torch.zeros(1, 1, dtype=torch.long), att)
+    assert (joint[0, [0, 3, EOS]] > -1e9).all() and (joint[0, [1, 4]] < -1e9).all()
+    scorer.advance(torch.tensor([0]), torch.tensor([3]))
+    joint = scorer(torch.zeros(1, 2, dtype=torch.long), att)
+    assert (joint[0, [0, 4, EOS]] > -1e9).all() and (joint[0, [1, 3]] < -1e9).all()
 
 
 @pytest.fixture(scope="module")
