@@ -13,6 +13,7 @@ import torch
 from .audio import SAMPLE_RATE, load_audio
 from .errors import ModelError, S2TError
 from .export import Segment
+from .features import fbank
 from .hub import default_model
 from .loading import quantize_int8
 from .model import Speech2TextForConditionalGeneration
@@ -20,7 +21,6 @@ from .processor import Speech2TextProcessor
 from .segment import Span, split_at_pauses
 from .warp import (MIN_JUDGE_SECONDS, choose_warp, ctc_sureness, model_warp_factors, warp_decodes,
                    warped_features, warped_inputs)
-from .features import fbank
 
 
 @dataclass
