@@ -127,6 +127,7 @@ class CTCPrefixScorer:
         self.x = lp.transpose(0, 1).contiguous()  # (S, B, V)
         self.sure = self.x > confident  # (S, B, V): the labels the head is sure of on each frame
         self.sure[:, :, blank] = False
+        self.blank_p = self.x[:, :, blank].exp()  # (S, B), for where the next label starts (sure_near)
         self.blank, self.eos, self.weight, self.candidates = blank, eos, weight, candidates
         self.rows = rows.to(lp.device)
         n = self.rows.numel()
@@ -196,8 +197,7 @@ class CTCPrefixScorer:
         with the end token (a candidate anyway)."""
         done = torch.logaddexp(self.r_n, self.r_b)  # (S, N): the prefix complete by frame t
         # log P(frame t says a new label: neither the blank nor a repeat of the prefix's last), (S, N)
-        same = self.x[:, self.rows, self.blank].exp()
-        same = same + torch.where(self.last >= 0, self.x[:, self.rows, self.last.clamp(min=0)].exp(), 0.0)
+        same = self.blank_p[:, self.rows] + torch.where(self.last >= 0, self.x[:, self.rows, self.last.clamp(min=0)].exp(), 0.0)
         new = torch.log1p(-same.clamp(max=1.0 - 1e-12))
         first = torch.where(self.last == -1, new[0], NEG)  # only the empty prefix starts at frame 0
         starts = torch.cat([first[None], done[:-1] + new[1:]])

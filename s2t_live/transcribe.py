@@ -153,9 +153,10 @@ class Transcriber:
         ``warps``: one per wave; None: none, or for a model that asks for it (``warp_decodes``) and no
         fixed ``warp``, each wave's best of its decodes at several warps (``decode_best_warp``)."""
         model = self.model
-        if warps is None and self.warp is None and warp_decodes(model):
+        keep = warp_decodes(model) if warps is None and self.warp is None else 0
+        if keep:
             rows = [ids for _, ids in decode_best_warp(model, self.processor, waves, model_warp_factors(model),
-                                                       warp_decodes(model), self.batch_size, **self.generate_kwargs)]
+                                                       keep, self.batch_size, **self.generate_kwargs)]
         else:
             padded, mask = encode_each(model, self.processor, waves, warps)
             rows = model.generate(encoder_outputs=(padded,), attention_mask=mask, **self.generate_kwargs).tolist()

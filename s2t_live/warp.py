@@ -75,12 +75,18 @@ def warped_features(extractor: Any, wave: np.ndarray, alpha: float) -> Tensor:
                          alpha)
 
 
+def ctc_reading(model: Any, features: Tensor) -> tuple[Tensor, Tensor]:
+    """The encoder states (1, S, d) of ``features`` (1, T, bins) and the CTC head's log-probabilities
+    (1, S, V) of them, in float32."""
+    hidden = model.model.encoder(features.to(model.device, model.dtype)).last_hidden_state
+    return hidden, torch.log_softmax(model.ctc_head(hidden).float(), dim=-1)
+
+
 @torch.inference_mode()
 def ctc_fit(model: Any, features: Tensor) -> tuple[float, int]:
     """Summed best-path log-probability of the model's CTC head over ``features`` (1, T, bins), and the
     number of encoder frames it sums."""
-    hidden = model.model.encoder(features.to(model.device, model.dtype)).last_hidden_state
-    best = torch.log_softmax(model.ctc_head(hidden).float(), dim=-1).max(dim=-1).values
+    best = ctc_reading(model, features)[1].max(dim=-1).values
     return float(best.sum()), best.numel()
 
 
@@ -101,8 +107,7 @@ def warp_decodes(model: Any) -> int:
 def ctc_sureness(model: Any, features: Tensor) -> tuple[float, Tensor]:
     """How sure the model's CTC head is of ``features`` (1, T, bins): the mean negative entropy of its
     per-frame distributions; and the encoder states (1, S, d) it judged, to decode from."""
-    hidden = model.model.encoder(features.to(model.device, model.dtype)).last_hidden_state
-    log_probs = torch.log_softmax(model.ctc_head(hidden).float(), dim=-1)
+    hidden, log_probs = ctc_reading(model, features)
     return float((log_probs.exp() * log_probs).sum(-1).mean()), hidden
 
 

@@ -114,21 +114,15 @@ def length_batches(utterances: Sequence[Utterance], max_frames: int) -> list[lis
 
 
 @torch.inference_mode()
-def transcribe_utterances(model: Any, processor: Any, utterances: Sequence[Utterance], max_frames: int = 20000,
-                          warps: Sequence[float] | None = None, **options: Any) -> list[str]:
-    """Hypotheses for ``utterances``, in their order, decoded by ``model.generate(**options)`` (options
-    left out or None: the model's generation defaults); each utterance is encoded unpadded (its audio
-    warped by ``warps[i]``, if given), the decoder runs on batches of up to ``max_frames`` padded frames."""
-    return decode_utterances(model, processor, utterances, max_frames, warps, **options)[0]
-
-
-@torch.inference_mode()
 def decode_utterances(model: Any, processor: Any, utterances: Sequence[Utterance], max_frames: int = 20000,
                       warps: Sequence[float] | None = None, pick_warps: bool = False,
                       **options: Any) -> tuple[list[str], list[float]]:
-    """``transcribe_utterances``, and the warp of each utterance. With ``pick_warps`` (and no ``warps``)
-    each utterance is decoded at the model's ``warp_decodes`` surest warps and keeps the best-scoring
-    hypothesis (``s2t_live.transcribe.decode_best_warp``), as ``transcribe`` decodes each piece."""
+    """Hypotheses for ``utterances``, in their order, decoded by ``model.generate(**options)`` (options
+    left out or None: the model's generation defaults), and the warp of each. Each utterance is encoded
+    unpadded (its audio warped by ``warps[i]``, if given), the decoder runs on batches of up to
+    ``max_frames`` padded frames. With ``pick_warps`` (and no ``warps``) each utterance is decoded at the
+    model's ``warp_decodes`` surest warps and keeps the best-scoring hypothesis
+    (``s2t_live.transcribe.decode_best_warp``), as ``transcribe`` decodes each piece."""
     from ..transcribe import decode_best_warp, encode_each
 
     was_training = model.training
