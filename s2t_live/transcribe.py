@@ -142,8 +142,9 @@ class Transcriber:
         return [choose_warp(self.model, self.processor.feature_extractor, pieces, factors)] * len(pieces)
 
     def decode(self, wave: np.ndarray) -> tuple[str, list[int]]:
-        """Text and generated ids (start and end tokens included) for one utterance."""
-        return self.decode_batch([wave])[0]
+        """Text and generated ids (start and end tokens included) for one utterance, at the fixed
+        ``warp`` if one was given, else as ``decode_batch`` chooses."""
+        return self.decode_batch([wave], None if self.warp is None else [self.warp])[0]
 
     def decode_batch(self, waves: list[np.ndarray], warps: Sequence[float] | None = None
                      ) -> list[tuple[str, list[int]]]:

@@ -177,3 +177,8 @@ def test_offline_warps_are_chosen_as_the_model_asks(embedded, heldout_waves, mon
     assert transcriber.piece_warps(pieces) == [1.1] * 3
     transcriber.decode_pieces(pieces, warps=None)  # a fixed warp: no decodes at other warps
     assert calls == [(3, 3)]
+    # One utterance alone decodes at the fixed warp too, not unwarped (this clip reads differently).
+    warped = transcriber.decode_batch([pieces[1]], [1.1])[0]
+    assert warped != transcriber.decode_batch([pieces[1]], [1.0])[0]
+    assert transcriber.decode(pieces[1]) == warped
+    assert calls == [(3, 3)]
