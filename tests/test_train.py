@@ -20,6 +20,7 @@ import torch
 
 from s2t_live.audio import load_audio
 from s2t_live.errors import S2TError
+from s2t_live.features import Speech2TextFeatureExtractor
 from s2t_live.model import Speech2TextForConditionalGeneration
 from s2t_live.train import average
 from s2t_live.train.data import (SpecAugmentConfig, SpeechDataset, bucket_batches, draw_masks, read_manifest,
@@ -103,6 +104,18 @@ def test_manifest_with_missing_audio_names_the_file(tmp_path, corpus):
         read_manifest(tmp_path / "m.tsv")
     with pytest.raises(S2TError, match="no such manifest"):
         read_manifest(tmp_path / "absent.tsv")
+
+
+def test_the_feature_cache_folder_is_found_from_the_corpus_or_the_manifest(tmp_path):
+    from s2t_live.train.recipe import feature_cache_dir
+
+    assert feature_cache_dir(load_config(None, [f"data.corpus={tmp_path}"])) is None
+    cfg = load_config(None, [f"data.corpus={tmp_path}", "data.feature_cache=features"])
+    assert feature_cache_dir(cfg) == tmp_path / "features"
+    cfg = load_config(None, [f"data.train={tmp_path / 'm' / 'train.tsv'}", "data.feature_cache=f"])
+    assert feature_cache_dir(cfg) == tmp_path / "m" / "f"
+    cfg = load_config(None, [f"data.corpus={tmp_path}", f"data.feature_cache={tmp_path / 'elsewhere'}"])
+    assert feature_cache_dir(cfg) == tmp_path / "elsewhere"
 
 
 def test_recipe_errors_are_one_line_config_errors(tmp_path):
@@ -203,6 +216,39 @@ def test_vtlp_moves_formants_with_the_warp_factor_and_keeps_the_band_edges(corpu
     a, b = data.batch([0, 1], epoch=1).input_features, data.batch([0, 1], epoch=1).input_features
     assert torch.equal(a, b) and not torch.equal(a, data.batch([0, 1], epoch=2).input_features)  # per (seed, epoch, i)
     assert torch.equal(data.batch([0, 1], augment=False).input_features, plain.batch([0, 1]).input_features)
+
+
+def test_features_kept_on_disk_are_read_back_by_the_next_run_unchanged(corpus, tmp_path, monkeypatch, capsys):
+    import s2t_live.train.data as data
+
+    rows = read_manifest(corpus / "train.tsv")
+    first = SpeechDataset(rows, [[5, 2]] * len(rows), feature_dir=tmp_path / "features")
+    computed = [first.features(i) for i in range(2)]
+    files = sorted((tmp_path / "features").glob("*.npy"))
+    assert len(files) == 2 and not list((tmp_path / "features").glob("*.tmp"))
+
+    def no_audio(path, *args, **kwargs):
+        raise AssertionError("read the audio although its features were kept")
+    monkeypatch.setattr(data, "load_audio", no_audio)
+    second = SpeechDataset(rows, [[5, 2]] * len(rows), feature_dir=tmp_path / "features")
+    for i in range(2):
+        assert torch.equal(second.features(i), computed[i])
+    monkeypatch.undo()
+
+    # Other extractor settings (or rebuilt audio) never read these files; a damaged file is computed again.
+    other = SpeechDataset(rows, [[5, 2]] * len(rows), Speech2TextFeatureExtractor(num_mel_bins=40),
+                          feature_dir=tmp_path / "features")
+    assert other.features(0).shape[1] == 40 and len(list((tmp_path / "features").glob("*.npy"))) == 3
+    files[0].write_bytes(b"not an array")
+    again = SpeechDataset(rows, [[5, 2]] * len(rows), feature_dir=tmp_path / "features")
+    assert all(torch.equal(again.features(i), computed[i]) for i in range(2))
+
+    # A disk that refuses the cache: one warning, training goes on with the features computed.
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where the folder should be")
+    refused = SpeechDataset(rows, [[5, 2]] * len(rows), feature_dir=blocked / "features")
+    assert torch.equal(refused.features(0), computed[0]) and torch.equal(refused.features(1), computed[1])
+    assert capsys.readouterr().err.count("going on without the feature cache") == 1
 
 
 def test_specaugment_masks_stay_within_their_bounds():

@@ -11,6 +11,10 @@ only its position (epoch, batch) to see the same batches and the same masks as a
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -226,13 +230,19 @@ class SpeechDataset:
     repeat: oneDNN's bfloat16 kernels are built per shape. The padding is masked; it changes only the
     longest utterance's last frames a little, as padding changes every shorter one's. ``phone_ids``, when
     given, are each utterance's phoneme ids (``phonemes.py``) from 1 to ``num_phones``, batched as
-    ``Batch.phones``.
+    ``Batch.phones``. ``feature_dir``, when given, keeps each utterance's features on disk too (float32
+    ``.npy``, the same values), so that another run on the same audio, such as a second stage or a resumed
+    run, reads them instead of decoding and computing them again; a file is named by a hash of the audio
+    file's path, size and modification time and of the extractor's settings, so a rebuilt corpus never
+    reads stale features. A cache that cannot be written (a full disk) is given up with a message, and an
+    unreadable file is computed again.
     """
 
     def __init__(self, utterances: list[Utterance], token_ids: list[list[int]],
                  extractor: Speech2TextFeatureExtractor | None = None, specaugment: SpecAugmentConfig | None = None,
                  seed: int = 0, cache_features: bool = False, pad_frames: int = 1, pad_tokens: int = 1,
-                 vtlp: float = 0.0, phone_ids: list[list[int]] | None = None, num_phones: int = 0):
+                 vtlp: float = 0.0, phone_ids: list[list[int]] | None = None, num_phones: int = 0,
+                 feature_dir: str | Path | None = None):
         self.utterances, self.token_ids, self.phone_ids = utterances, token_ids, phone_ids
         self.num_phones = num_phones
         self.extractor = extractor or Speech2TextFeatureExtractor()
@@ -241,6 +251,8 @@ class SpeechDataset:
         self._cache: dict[int, Tensor] | None = {} if cache_features else None
         self.pad_frames, self.pad_tokens = max(pad_frames, 1), max(pad_tokens, 1)
         self.vtlp = vtlp
+        self.feature_dir = Path(feature_dir) if feature_dir else None
+        self._settings = json.dumps(self.extractor.to_dict(), sort_keys=True)
 
     def __len__(self) -> int:
         return len(self.utterances)
@@ -257,11 +269,26 @@ class SpeechDataset:
         """(num_frames, 80) normalised log-mel features of utterance ``index``, as the engine computes them."""
         if self._cache is not None and index in self._cache:
             return self._cache[index]
-        wave = load_audio(self.utterances[index].audio)
-        out = torch.from_numpy(self.extractor(wave, sampling_rate=SAMPLE_RATE)["input_features"][0])
+        path = self._feature_file(index) if self.feature_dir is not None else None
+        out = read_features(path) if path is not None else None
+        if out is None:
+            wave = load_audio(self.utterances[index].audio)
+            out = torch.from_numpy(self.extractor(wave, sampling_rate=SAMPLE_RATE)["input_features"][0])
+            if path is not None and not write_features(path, out):
+                self.feature_dir = None
         if self._cache is not None:
             self._cache[index] = out
         return out
+
+    def _feature_file(self, index: int) -> Path | None:
+        """Where utterance ``index``'s features are kept on disk (None: its audio cannot be looked at)."""
+        audio = Path(self.utterances[index].audio)
+        try:
+            stat = audio.stat()
+        except OSError:
+            return None  # load_audio says what is wrong with it
+        ident = f"{audio.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{self._settings}"
+        return self.feature_dir / f"{hashlib.sha1(ident.encode()).hexdigest()[:24]}.npy"  # type: ignore[operator]
 
     def batch(self, indices: list[int], epoch: int = 0, augment: bool = True) -> Batch:
         """Padded inputs and labels of the utterances ``indices`` (VTLP and SpecAugment applied if
@@ -284,6 +311,37 @@ class SpeechDataset:
         labels = pad_ids([self.token_ids[i] for i in indices], self.pad_tokens)
         phones = None if self.phone_ids is None else pad_ids([self.phone_ids[i] for i in indices])
         return Batch(features, mask, labels, list(indices), phones)
+
+
+def read_features(path: Path) -> Tensor | None:
+    """Features kept by ``write_features``; None when there are none or the file is unreadable."""
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError):
+        return None
+    if array.dtype != np.float32 or array.ndim != 2:
+        return None
+    return torch.from_numpy(array)
+
+
+def write_features(path: Path, features: Tensor) -> bool:
+    """Keep ``features`` at ``path`` (written whole or not at all); False, with a message, when the disk
+    refuses (full, read-only): training goes on without the disk cache."""
+    temp = path.with_name(f"{path.stem}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(temp, "wb") as f:
+            np.save(f, features.numpy(), allow_pickle=False)
+        os.replace(temp, path)
+        return True
+    except OSError as e:
+        try:
+            temp.unlink(missing_ok=True)
+        except OSError:
+            pass  # never made (no folder), or the disk refuses that too
+        print(f"warning: cannot keep features in {path.parent} ({e.strerror or e}); going on without the "
+              "feature cache", file=sys.stderr)
+        return False
 
 
 def pad_ids(rows: Sequence[Sequence[int]], multiple: int = 1) -> Tensor:
