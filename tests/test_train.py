@@ -458,6 +458,22 @@ def test_specaugment_can_start_after_the_first_updates(corpus, tmp_path):
     assert not all(torch.equal(plain[2][k], late[2][k]) for k in plain[2])  # update 3 is masked
 
 
+def test_specaugment_can_stop_before_the_last_updates(corpus, tmp_path, monkeypatch):
+    torch.set_num_threads(1)
+    flags = []
+    real = SpeechDataset.batch
+
+    def spy(self, indices, epoch=0, augment=True):
+        flags.append(augment)
+        return real(self, indices, epoch, augment)
+    monkeypatch.setattr(SpeechDataset, "batch", spy)
+    train(tiny_config(corpus, tmp_path, "max_steps=4", "specaugment.start_step=1", "specaugment.end_step=3"),
+          resume=False)
+    assert flags == [False, True, True, False]  # updates 2 and 3 masked, the last one not
+    with pytest.raises(S2TError, match="end_step"):
+        train(tiny_config(corpus, tmp_path / "bad", "specaugment.start_step=3", "specaugment.end_step=3"), resume=False)
+
+
 def test_intermediate_ctc_mixes_the_ctc_loss_of_an_inner_encoder_layer(corpus, tmp_path):
     torch.set_num_threads(1)
     cfg = tiny_config(corpus, tmp_path, "max_steps=3", "optim.ctc_only_steps=2", "optim.inter_ctc_layer=1",

@@ -117,6 +117,7 @@ class SpecAugmentConfig:
     time_ratio: float = 0.2  # p: a time mask covers at most this fraction of the utterance
     mask_value: float = 0.0  # 0 is the mean after utterance CMVN
     start_step: int = 0  # the first updates see unmasked features (masking slows a model still learning to listen)
+    end_step: int = 0  # and from this update count on they are unmasked again, to fit them at the end (0: never)
 
     @property
     def enabled(self) -> bool:

@@ -293,6 +293,8 @@ def check_config(cfg: TrainConfig) -> None:
     if cfg.optim.schedule == "tri_stage" and not (cfg.optim.decay_steps > 0 and 0 < cfg.optim.final_lr_scale <= 1):
         raise ConfigError("optim.schedule = \"tri_stage\" needs optim.decay_steps > 0 and optim.final_lr_scale "
                           "in (0, 1]")
+    if 0 < cfg.specaugment.end_step <= cfg.specaugment.start_step:
+        raise ConfigError("specaugment.end_step (0: masks to the end) must come after specaugment.start_step")
     inter = cfg.optim.inter_ctc_layer
     if inter < 0 or inter and not (cfg.optim.ctc_weight > 0 and 0 < cfg.optim.inter_ctc_weight < 1):
         raise ConfigError("optim.inter_ctc_layer (an encoder layer, from 1; 0: off) needs optim.ctc_weight > 0 "

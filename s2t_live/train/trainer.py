@@ -452,7 +452,8 @@ class Trainer:
     def train_step(self, groups: list[list[int]]) -> dict[str, float]:
         """One optimizer update over ``groups`` (micro-batches of utterance indices). Returns the loss and
         its parts per target token, the token count, the gradient norm and the learning rate."""
-        masked = self.pos.step >= self.cfg.specaugment.start_step
+        spec = self.cfg.specaugment
+        masked = spec.start_step <= self.pos.step and (spec.end_step <= 0 or self.pos.step < spec.end_step)
         batches = [self.dataset.batch(g, self.pos.epoch, augment=masked).to(self.device) for g in groups]
         local_tokens = sum(b.num_tokens for b in batches)
         total = torch.tensor([float(local_tokens)], device=self.device)
