@@ -79,18 +79,23 @@ def render(segments: Sequence[Segment], fmt: str, file: str | None = None, durat
     raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
 
 
-def write_atomic(path: str | Path, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
+def write_atomic(path: str | Path, data: str | bytes, sync: bool = True) -> Path:
+    """Write ``data`` (text as UTF-8, or bytes) to ``path`` through a temporary file in the same folder and a
+    rename, so that ``path`` is never half written; ``sync``: flushed to the disk before the rename (a
+    cache that can be rebuilt skips that cost)."""
     path = Path(path)
     tmp_name = None
+    binary = isinstance(data, bytes)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.",
-                                         suffix=".tmp", delete=False) as tmp:
+        with tempfile.NamedTemporaryFile("wb" if binary else "w", encoding=None if binary else "utf-8",
+                                         dir=path.parent, prefix=f".{path.name}.", suffix=".tmp",
+                                         delete=False) as tmp:
             tmp_name = tmp.name
-            tmp.write(text)
-            tmp.flush()
-            os.fsync(tmp.fileno())
+            tmp.write(data)
+            if sync:
+                tmp.flush()
+                os.fsync(tmp.fileno())
         os.replace(tmp_name, path)
     except OSError as exc:
         if tmp_name:

@@ -12,8 +12,8 @@ only its position (epoch, batch) to see the same batches and the same masks as a
 from __future__ import annotations
 
 import hashlib
+import io
 import json
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +24,8 @@ import torch
 from torch import Tensor
 
 from ..audio import SAMPLE_RATE, load_audio
-from ..errors import S2TError
+from ..errors import OutputError, S2TError
+from ..export import write_atomic
 from ..features import Speech2TextFeatureExtractor
 from ..warp import warp_frequency
 
@@ -326,22 +327,15 @@ def read_features(path: Path) -> Tensor | None:
 
 
 def write_features(path: Path, features: Tensor) -> bool:
-    """Keep ``features`` at ``path`` (written whole or not at all); False, with a message, when the disk
-    refuses (full, read-only): training goes on without the disk cache."""
-    temp = path.with_name(f"{path.stem}.{os.getpid()}.tmp")
+    """Keep ``features`` at ``path`` (written whole or not at all, ``write_atomic``); False, with a message,
+    when the disk refuses (full, read-only): training goes on without the disk cache."""
+    buffer = io.BytesIO()
+    np.save(buffer, features.numpy(), allow_pickle=False)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(temp, "wb") as f:
-            np.save(f, features.numpy(), allow_pickle=False)
-        os.replace(temp, path)
+        write_atomic(path, buffer.getvalue(), sync=False)
         return True
-    except OSError as e:
-        try:
-            temp.unlink(missing_ok=True)
-        except OSError:
-            pass  # never made (no folder), or the disk refuses that too
-        print(f"warning: cannot keep features in {path.parent} ({e.strerror or e}); going on without the "
-              "feature cache", file=sys.stderr)
+    except OutputError as e:
+        print(f"warning: {e}; going on without the feature cache", file=sys.stderr)
         return False
 
 
