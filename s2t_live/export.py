@@ -7,13 +7,14 @@ leaves half a subtitle file in place of a good one.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import IO, Iterable, Iterator, Sequence
 
 from .errors import OutputError
 
@@ -79,26 +80,34 @@ def render(segments: Sequence[Segment], fmt: str, file: str | None = None, durat
     raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
 
 
-def write_atomic(path: str | Path, data: str | bytes, sync: bool = True) -> Path:
-    """Write ``data`` (text as UTF-8, or bytes) to ``path`` through a temporary file in the same folder and a
-    rename, so that ``path`` is never half written; ``sync``: flushed to the disk before the rename (a
-    cache that can be rebuilt skips that cost)."""
+@contextlib.contextmanager
+def atomic_open(path: str | Path, mode: str = "w", sync: bool = True) -> Iterator[IO]:
+    """A file to write ``path`` through (``mode`` "w" for UTF-8 text, "wb" for bytes): a temporary file in
+    the same folder, renamed over ``path`` when the block ends without an error, so that ``path`` is never
+    half written; removed otherwise. ``sync``: flushed to the disk before the rename (a cache that can be
+    rebuilt skips that cost). ``OutputError`` when the disk refuses."""
     path = Path(path)
     tmp_name = None
-    binary = isinstance(data, bytes)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile("wb" if binary else "w", encoding=None if binary else "utf-8",
-                                         dir=path.parent, prefix=f".{path.name}.", suffix=".tmp",
-                                         delete=False) as tmp:
+        with tempfile.NamedTemporaryFile(mode, encoding=None if "b" in mode else "utf-8", dir=path.parent,
+                                         prefix=f".{path.name}.", suffix=".tmp", delete=False) as tmp:
             tmp_name = tmp.name
-            tmp.write(data)
+            yield tmp
             if sync:
                 tmp.flush()
                 os.fsync(tmp.fileno())
         os.replace(tmp_name, path)
+        tmp_name = None
     except OSError as exc:
+        raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from None
+    finally:
         if tmp_name:
             Path(tmp_name).unlink(missing_ok=True)
-        raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from None
-    return path
+
+
+def write_atomic(path: str | Path, data: str | bytes, sync: bool = True) -> Path:
+    """Write ``data`` (text as UTF-8, or bytes) to ``path`` in one step (``atomic_open``)."""
+    with atomic_open(path, "wb" if isinstance(data, bytes) else "w", sync) as f:
+        f.write(data)
+    return Path(path)

@@ -28,6 +28,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from .errors import ModelError
+from .export import atomic_open, write_atomic
 
 LM_FILES = ("lm.npz", "lm.arpa", "lm.arpa.gz")
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"
@@ -192,10 +193,8 @@ class NGramLM:
             arrays[f"backoff{n}"] = self.backoff[n - 1]
             if n > 1:
                 arrays[f"keys{n}"] = self.keys[n - 1]
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as f:
+        with atomic_open(path, "wb") as f:
             np.savez_compressed(f, **arrays)
-        tmp.replace(path)
 
     def write_arpa(self, path: str | Path) -> None:
         """Write the model as ARPA text (gzip-compressed when ``path`` ends in ``.gz``)."""
@@ -212,13 +211,11 @@ class NGramLM:
             lines += ["", f"\\{n}-grams:", *sorted(by_order[n], key=lambda t: t.split("\t")[1])]
         lines += ["", "\\end\\", ""]
         data = "\n".join(lines)
-        tmp = path.with_name(path.name + ".tmp")
         if path.suffix == ".gz":
-            with gzip.open(tmp, "wt", encoding="utf-8", compresslevel=9) as f:
+            with atomic_open(path, "wb") as raw, gzip.open(raw, "wt", encoding="utf-8", compresslevel=9) as f:
                 f.write(data)
         else:
-            tmp.write_text(data, encoding="utf-8")
-        tmp.replace(path)
+            write_atomic(path, data)
 
 
 def check_tables(vocab: int, keys: list[np.ndarray], logp: list[np.ndarray], backoff: list[np.ndarray]) -> None:

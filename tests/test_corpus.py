@@ -165,6 +165,16 @@ def test_tiny_build_end_to_end(tmp_path: Path) -> None:
     assert before == {p: p.stat().st_mtime_ns for p in out.glob("audio/*/*.flac")}
 
 
+
+@needs_espeak
+def test_a_disk_that_refuses_the_audio_stops_the_build_with_one_message(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "corpus"
+    out.mkdir()
+    (out / "audio").write_text("a file where the audio folder should be")
+    assert corpus.main(tiny_build_args(tmp_path, out)) == 1
+    err = capsys.readouterr().err
+    assert "[corpus] stopped:" in err and "cannot write" in err and "Traceback" not in err
+
 def test_pico_is_drawn_only_when_installed() -> None:
     found = {"espeak": ["en-us"], "flite": ["kal16", "rms"], "festival": ["kal_diphone"],
              "espeak_variants": []}

@@ -11,7 +11,6 @@ the last updates much as a decayed learning rate would.
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import shutil
 from pathlib import Path
@@ -21,6 +20,7 @@ import torch
 
 from ..configuration import Speech2TextConfig
 from ..errors import ModelError, OutputError
+from ..export import atomic_open
 from ..lexicon import write_words
 from ..ngram import LM_FILES
 from ..features import Speech2TextFeatureExtractor
@@ -55,13 +55,8 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 def save_checkpoint(state: dict[str, Any], path: Path, keep_last: int) -> None:
     """Write ``state`` atomically (a stopped run never leaves half a file) and keep only the newest
     ``keep_last`` checkpoints of its folder (0: keep all)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise OutputError(f"{path}: cannot write the checkpoint ({exc.strerror or exc})") from None
+    with atomic_open(path, "wb") as f:
+        torch.save(state, f)
     if keep_last > 0:
         for old in list_checkpoints(path.parent.parent)[:-keep_last]:
             old.unlink(missing_ok=True)

@@ -41,6 +41,8 @@ from typing import Iterable, Iterator
 import numpy as np
 import soundfile as sf
 
+from s2t_live.errors import S2TError
+from s2t_live.export import atomic_open, write_atomic
 from s2t_live.train import augment
 
 SAMPLE_RATE = 16000
@@ -564,10 +566,8 @@ def read_valid(path: Path) -> int | None:
 
 def write_audio(path: Path, wave: np.ndarray) -> None:
     """Write 16-bit FLAC atomically (temporary file, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    sf.write(str(tmp), wave, SAMPLE_RATE, subtype="PCM_16", format="FLAC")
-    os.replace(tmp, path)
+    with atomic_open(path, "wb", sync=False) as f:
+        sf.write(f, wave, SAMPLE_RATE, subtype="PCM_16", format="FLAC")
 
 
 def render(task: Task, bank: VoiceBank, babble: list[np.ndarray]) -> np.ndarray:
@@ -624,21 +624,14 @@ def build_babble(out: Path, pool: list[tuple[str, str]], bank: VoiceBank,
             write_audio(path, augment.peak_normalize(augment.resample(wave, rate, SAMPLE_RATE)))
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` in one step."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def write_manifests(out: Path, tasks: list[Task], samples: dict[str, int]) -> None:
     """(Re)write the four manifests and ``train_text.txt`` from the finished utterances."""
     for split in SPLITS:
         lines = [f"{t.uid}\t{t.rel_path}\t{frames_of(samples[t.uid])}\t{t.transcript}\t"
                  f"{t.voice.label}\n" for t in tasks if t.split == split and t.uid in samples]
-        write_text_atomic(out / f"{split}.tsv", MANIFEST_HEADER + "".join(lines))
+        write_atomic(out / f"{split}.tsv", MANIFEST_HEADER + "".join(lines))
     train_text = [t.transcript + "\n" for t in tasks if t.split == "train" and t.uid in samples]
-    write_text_atomic(out / "train_text.txt", "".join(train_text))
+    write_atomic(out / "train_text.txt", "".join(train_text))
 
 
 def format_eta(seconds: float) -> str:
@@ -698,13 +691,13 @@ def build(cfg: CorpusConfig) -> dict[str, int]:
     build_babble(cfg.out, pools["train_pool"], bank, rng, sizes["train"] // 10)
     bank.close()
     used = min(sizes["train"], len(pools["train_pool"]))
-    write_text_atomic(cfg.out / "extra_text.txt",
+    write_atomic(cfg.out / "extra_text.txt",
                       "".join(t + "\n" for _, t in pools["train_pool"][used:]))
     summary = {**{k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()},
                "sources": source_counts, "sentences": len(sentences),
                "held_out_voice": bank.held_out.label,
                "train_voices": [v.label for v in bank.train_voices]}
-    write_text_atomic(cfg.out / "corpus_config.json", json.dumps(summary, indent=1))
+    write_atomic(cfg.out / "corpus_config.json", json.dumps(summary, indent=1))
     samples = synthesize_all(cfg, tasks)
     return {s: sum(1 for t in tasks if t.split == s and t.uid in samples) for s in SPLITS}
 
@@ -739,7 +732,12 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("espeak-ng") is None:
         print("[corpus] espeak-ng is required (apt-get install espeak-ng)", file=sys.stderr)
         return 2
-    counts = build(cfg)
+    try:
+        counts = build(cfg)
+    except (OSError, S2TError) as error:  # a full disk, a folder that cannot be written
+        print(f"[corpus] stopped: {error}; run the same command again to go on from what is written",
+              file=sys.stderr)
+        return 1
     print(f"[corpus] finished: {counts} in {cfg.out}", file=sys.stderr)
     return 0
 

@@ -19,6 +19,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from ..errors import S2TError
 from ..ngram import BOS, EOS, LN10, UNK, NGramLM
 from .evaluate import normalize_text
 
@@ -142,7 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         lm = kneser_ney(read_sentences(args.text), args.order, args.min_count, args.vocab_size)
         lm.write(args.out)
-    except (OSError, UnicodeDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, S2TError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(f"{args.out}: {len(lm)} n-grams, order {lm.order}, {lm.size()} numbers")

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..errors import S2TError
+from ..export import write_atomic
 
 SEPARATOR = "_"
 DROP = "',"  # primary and secondary stress
@@ -103,9 +104,7 @@ def load_or_make(path: Path, ids: Sequence[str], texts: Sequence[str], voice: st
         if all(i in table for i in ids):
             return [table[i] for i in ids]
     phones = flite_phonemize(texts) if phonemizer == "flite" else phonemize(texts, voice)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("".join(f"{i}\t{' '.join(p)}\n" for i, p in zip(ids, phones)), encoding="utf-8")
-    tmp.replace(path)
+    write_atomic(path, "".join(f"{i}\t{' '.join(p)}\n" for i, p in zip(ids, phones)))
     return phones
 
 
