@@ -692,7 +692,7 @@ def build(cfg: CorpusConfig) -> dict[str, int]:
     bank.close()
     used = min(sizes["train"], len(pools["train_pool"]))
     write_atomic(cfg.out / "extra_text.txt",
-                      "".join(t + "\n" for _, t in pools["train_pool"][used:]))
+                 "".join(t + "\n" for _, t in pools["train_pool"][used:]))
     summary = {**{k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()},
                "sources": source_counts, "sentences": len(sentences),
                "held_out_voice": bank.held_out.label,
