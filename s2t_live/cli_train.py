@@ -16,7 +16,8 @@ from .errors import S2TError
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .train.recipe import load_config, train  # torch import only when needed
+    from .train.config import load_config  # torch import only when needed
+    from .train.recipe import train
 
     cfg = load_config(args.config, args.overrides)
     if args.device:

@@ -10,7 +10,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from .audio import SAMPLE_RATE, check_finite, load_audio, resample, to_mono
+from .audio import check_finite, load_audio, resample, to_mono
 from .errors import AudioError
 from .hub import default_model
 from .model import Speech2TextForConditionalGeneration

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from s2t_live.train import augment, corpus
+from s2t_live.train import augment, corpus, sentences, voices
 
 SR = 16000
 SAMPLE_TEXT = """\
@@ -38,39 +38,39 @@ def speech_like(seconds: float = 1.0, seed: int = 0) -> np.ndarray:
 
 
 def test_number_words() -> None:
-    assert corpus.number_to_words(0) == "zero"
-    assert corpus.number_to_words(1234) == "one thousand two hundred thirty four"
-    assert corpus.number_to_words(2_000_019) == "two million nineteen"
-    assert corpus.year_to_words(1984) == "nineteen eighty four"
-    assert corpus.year_to_words(1905) == "nineteen oh five"
-    assert corpus.year_to_words(2005) == "two thousand five"
-    assert corpus.ordinal_to_words(21) == "twenty first"
-    assert corpus.ordinal_to_words(12) == "twelfth"
+    assert sentences.number_to_words(0) == "zero"
+    assert sentences.number_to_words(1234) == "one thousand two hundred thirty four"
+    assert sentences.number_to_words(2_000_019) == "two million nineteen"
+    assert sentences.year_to_words(1984) == "nineteen eighty four"
+    assert sentences.year_to_words(1905) == "nineteen oh five"
+    assert sentences.year_to_words(2005) == "two thousand five"
+    assert sentences.ordinal_to_words(21) == "twenty first"
+    assert sentences.ordinal_to_words(12) == "twelfth"
 
 
 def test_normalisation() -> None:
-    spoken = corpus.spoken_form("Mr. Darcy paid $5,000 for the 2nd horse in 1811 -- 100% sure!")
+    spoken = sentences.spoken_form("Mr. Darcy paid $5,000 for the 2nd horse in 1811 -- 100% sure!")
     assert spoken is not None
-    assert corpus.normalize_transcript(spoken) == (
+    assert sentences.normalize_transcript(spoken) == (
         "mister darcy paid five thousand dollars for the second horse in eighteen eleven "
         "one hundred percent sure")
-    assert corpus.normalize_transcript("\u201cDon't,\u201d she said -- 'tis well-known.") == (
+    assert sentences.normalize_transcript("\u201cDon't,\u201d she said -- 'tis well-known.") == (
         "don't she said tis well known")
-    assert corpus.spoken_form(
+    assert sentences.spoken_form(
         "Every body said any thing to-morrow, Mrs Weston and Mr Knightley; from day to day.") == (
         "Everybody said anything tomorrow, Missus Weston and Mister Knightley; from day to day.")
-    assert corpus.spoken_form("No where, To-day, some body.") == "Nowhere, Today, somebody."
-    assert corpus.spoken_form("See http://example.org for NASA data") is None
-    assert corpus.split_sentences("I came. Mr. Smith left! Did he? Yes.") == [
+    assert sentences.spoken_form("No where, To-day, some body.") == "Nowhere, Today, somebody."
+    assert sentences.spoken_form("See http://example.org for NASA data") is None
+    assert sentences.split_sentences("I came. Mr. Smith left! Did he? Yes.") == [
         "I came.", "Mister Smith left!", "Did he?", "Yes."]
 
 
 def test_split_is_disjoint(tmp_path: Path) -> None:
     text = tmp_path / "text.txt"
     text.write_text(SAMPLE_TEXT)
-    pairs, counts = corpus.load_sentences(text, tmp_path / "cache")
+    pairs, counts = sentences.load_sentences(text, tmp_path / "cache")
     assert counts == {"text-file": len(pairs)} and len(pairs) == 18
-    assert all(corpus.MIN_WORDS <= len(t.split()) <= corpus.MAX_WORDS for _, t in pairs)
+    assert all(sentences.MIN_WORDS <= len(t.split()) <= sentences.MAX_WORDS for _, t in pairs)
     sizes = {"train": 10, "dev": 3, "test": 3, "test_unseen_voice": 2}
     pools = corpus.partition_sentences(pairs, sizes, np.random.default_rng(0))
     train = {t for _, t in pools["train_pool"]}
@@ -153,7 +153,7 @@ def test_tiny_build_end_to_end(tmp_path: Path) -> None:
             audio, rate = sf.read(str(out / row["audio"]))
             assert rate == SR and audio.ndim == 1
             assert int(row["n_frames"]) == corpus.frames_of(audio.size) > 0
-            assert row["tgt_text"] == corpus.normalize_transcript(row["tgt_text"])
+            assert row["tgt_text"] == sentences.normalize_transcript(row["tgt_text"])
     unseen = {r["speaker"] for r in read_manifest(out / "test_unseen_voice.tsv")}
     seen = {r["speaker"].split("+")[0] for s in ("train", "dev", "test")
             for r in read_manifest(out / f"{s}.tsv")}
@@ -175,11 +175,12 @@ def test_a_disk_that_refuses_the_audio_stops_the_build_with_one_message(tmp_path
     err = capsys.readouterr().err
     assert "[corpus] stopped:" in err and "cannot write" in err and "Traceback" not in err
 
+
 def test_pico_is_drawn_only_when_installed() -> None:
     found = {"espeak": ["en-us"], "flite": ["kal16", "rms"], "festival": ["kal_diphone"],
              "espeak_variants": []}
-    without = corpus.VoiceBank(found, "/tmp")
-    with_pico = corpus.VoiceBank({**found, "pico": ["en-US"]}, "/tmp")
+    without = voices.VoiceBank(found, "/tmp")
+    with_pico = voices.VoiceBank({**found, "pico": ["en-US"]}, "/tmp")
     draws = [without.draw(np.random.default_rng(s)).label for s in range(300)]
     # Pico's weight comes on top of the others, so a bank without it draws as before Pico existed:
     # espeak-ng 0.40, flite 0.35, festival 0.25.
@@ -187,29 +188,29 @@ def test_pico_is_drawn_only_when_installed() -> None:
     before = [labels[int(np.random.default_rng(s).choice(3, p=[0.40, 0.35, 0.25]))] for s in range(300)]
     assert draws == before
     pico = sum(with_pico.draw(np.random.default_rng(s)).engine == "pico" for s in range(2000))
-    share = corpus.ENGINE_WEIGHTS["pico"] / sum(corpus.ENGINE_WEIGHTS.values())
+    share = voices.ENGINE_WEIGHTS["pico"] / sum(voices.ENGINE_WEIGHTS.values())
     assert abs(pico / 2000 - share) < 0.03
 
 
 @needs_espeak
 def test_without_leaves_an_installed_engine_out(tmp_path: Path, monkeypatch) -> None:
-    installed = corpus.list_voices()
+    installed = voices.list_voices()
     monkeypatch.setattr(corpus, "list_voices", lambda: {**installed, "pico": ["en-US", "en-GB"]})
     out = tmp_path / "corpus"
     args = [*tiny_build_args(tmp_path, out), "--without", "pico"]
     assert corpus.parse_args(args).without == ("pico",)
     assert corpus.main(args) == 0
-    voices = json.loads((out / "corpus_config.json").read_text())["train_voices"]
-    assert voices and not any(v.startswith("pico:") for v in voices)
+    trained = json.loads((out / "corpus_config.json").read_text())["train_voices"]
+    assert trained and not any(v.startswith("pico:") for v in trained)
     assert all(not r["speaker"].startswith("pico:") for r in read_manifest(out / "train.tsv"))
 
 
-@pytest.mark.skipif(corpus.pico_engine("en-US") is None, reason="ttspico is not installed")
+@pytest.mark.skipif(voices.pico_engine("en-US") is None, reason="ttspico is not installed")
 def test_pico_speaks_at_the_asked_speed_without_saturating() -> None:
     text = "she walked with him down the lane & into the church"
-    normal = corpus.pico_say("en-US", text, 1.0, 0.0)
-    fast = corpus.pico_say("en-US", text, 1.2, 0.0)
-    low = corpus.pico_say("en-GB", text, 1.0, -1.0)
+    normal = voices.pico_say("en-US", text, 1.0, 0.0)
+    fast = voices.pico_say("en-US", text, 1.2, 0.0)
+    low = voices.pico_say("en-GB", text, 1.0, -1.0)
     assert normal.dtype == np.float32 and 1.5 < normal.size / SR < 6
     assert 0.75 < fast.size / normal.size < 0.92
     for wave in (normal, fast, low):

@@ -1,4 +1,4 @@
-"""The training recipe: manifests, SpecAugment, loss, resumable training, averaging, DDP, evaluation.
+"""The training recipe: manifests, batching, SpecAugment, resumable training, averaging, DDP, evaluation.
 
 The corpus is eight short utterances spoken by espeak-ng (or, where it is missing, tones of different
 pitch and length standing in for speech); the model is tiny, so every run takes a few seconds.
@@ -25,9 +25,9 @@ from s2t_live.model import Speech2TextForConditionalGeneration
 from s2t_live.train import average
 from s2t_live.train.data import (SpecAugmentConfig, SpeechDataset, bucket_batches, draw_masks, read_manifest,
                                  shard, spec_augment)
-from s2t_live.train.recipe import ConfigError, load_config, train
-from s2t_live.train.trainer import (attention_targets, guided_attention_loss, inverse_sqrt, label_smoothed_loss,
-                                   tri_stage, Trainer)
+from s2t_live.train.config import ConfigError, load_config
+from s2t_live.train.recipe import train
+from s2t_live.train.trainer import Trainer
 from s2t_live.warp import warp_frequency
 
 SENTENCES = ["the cat sat on the mat", "a dog ran in the park", "she sells sea shells", "open the door please",
@@ -118,71 +118,7 @@ def test_the_feature_cache_folder_is_found_from_the_corpus_or_the_manifest(tmp_p
     assert feature_cache_dir(cfg) == tmp_path / "elsewhere"
 
 
-def test_recipe_errors_are_one_line_config_errors(tmp_path):
-    with pytest.raises(ConfigError, match="unknown setting optim.lrr"):
-        load_config(None, ["data.train=x.tsv", "optim.lrr=1"])
-    with pytest.raises(ConfigError, match="max_steps must be a int"):
-        load_config(None, ["data.train=x.tsv", "max_steps='many'"])
-    (tmp_path / "r.toml").write_text("max_steps = 3\n[model]\nd_modell = 3\n")
-    with pytest.raises(ConfigError, match="model.d_modell"):
-        load_config(tmp_path / "r.toml", ["data.train=x.tsv"])
-    with pytest.raises(ConfigError, match="ctc_only_steps.*ctc_weight"):
-        load_config(None, ["data.train=x.tsv", "optim.ctc_only_steps=5"])
-    with pytest.raises(ConfigError, match="detached_decoder_steps.*ctc_weight"):
-        load_config(None, ["data.train=x.tsv", "optim.detached_decoder_steps=5"])
-    with pytest.raises(ConfigError, match="lm.min_count >= 1"):
-        load_config(None, ["data.train=x.tsv", "lm.order=3", "lm.min_count=0"])
-    with pytest.raises(ConfigError, match="data.vtlp .* not 1.5"):
-        load_config(None, ["data.train=x.tsv", "data.vtlp=1.5"])
-    with pytest.raises(ConfigError, match="inter_ctc_layer.*inter_ctc_weight between 0 and 1"):
-        load_config(None, ["data.train=x.tsv", "optim.ctc_weight=0.3", "optim.inter_ctc_layer=2"])
-    with pytest.raises(ConfigError, match="phoneme_ctc_layer.*phoneme_ctc_weight > 0"):
-        load_config(None, ["data.train=x.tsv", "optim.phoneme_ctc_layer=2"])
-    with pytest.raises(ConfigError, match="optim.schedule is one of inverse_sqrt, tri_stage, not 'cosine'"):
-        load_config(None, ["data.train=x.tsv", "optim.schedule='cosine'"])
-    with pytest.raises(ConfigError, match="tri_stage.*decay_steps > 0"):
-        load_config(None, ["data.train=x.tsv", "optim.schedule='tri_stage'"])
-
-
-def test_recipe_formats_agree(tmp_path):
-    (tmp_path / "r.toml").write_text("max_steps = 3\n[optim]\nlr = 1e-3\nbetas = [0.9, 0.99]\n")
-    (tmp_path / "r.json").write_text('{"max_steps": 3, "optim": {"lr": 0.001, "betas": [0.9, 0.99]}}')
-    (tmp_path / "r.yaml").write_text("max_steps: 3\noptim:\n  lr: 0.001\n  betas: [0.9, 0.99]\n")
-    loaded = [load_config(tmp_path / f"r.{ext}", ["data.train=x.tsv", "optim.warmup_steps=7"])
-              for ext in ("toml", "json", "yaml")]
-    assert loaded[0] == loaded[1] == loaded[2]
-    assert loaded[0].optim.betas == (0.9, 0.99) and loaded[0].optim.warmup_steps == 7
-
-
-def test_embedded_recipe_loads_and_fits_the_size_budget():
-    from s2t_live.configuration import Speech2TextConfig
-    from s2t_live.model import Speech2TextForConditionalGeneration
-
-    cfg = load_config(Path(__file__).parents[1] / "recipes" / "embedded.toml")
-    config = Speech2TextConfig(**{**cfg.model, "vocab_size": cfg.tokenizer.vocab_size},
-                               extra={"ctc_head": cfg.optim.ctc_weight > 0})
-    model = Speech2TextForConditionalGeneration(config)
-    assert model.ctc_head is not None  # trained with CTC: the head is part of the shipped model
-    assert model.num_parameters() <= 10_000_000 and cfg.float16_weights
-
-
-def test_embedded_second_stage_recipe_continues_the_first():
-    first = load_config(Path(__file__).parents[1] / "recipes" / "embedded.toml")
-    second = load_config(Path(__file__).parents[1] / "recipes" / "embedded_anneal.toml")
-    assert second.init_from == str(Path(first.output_dir) / "model") and second.float16_weights
-    assert second.optim.ctc_weight > 0 and second.optim.lr < first.optim.lr  # the CTC head trains on
-    shipped = json.loads((Path(__file__).parents[1] / "assets" / "default" / "generation_config.json").read_text())
-    assert {k: shipped[k] for k in second.generation} == second.generation  # its decoding is the shipped one's
-    # float32, the model card's arithmetic, in both stages; shapes that repeat for those who pass amp=true
-    assert not first.amp and not second.amp
-    for stage in (first, second):
-        assert stage.data.pad_frames == 64 and stage.data.pad_tokens == 8
-    # the phoneme head, flite's phones on layer 4, trains in stage 1 only (it is not saved with the model)
-    assert (first.optim.phoneme_ctc_layer, first.optim.phoneme_ctc_weight, first.data.phonemizer) == (4, 0.3, "flite")
-    assert second.optim.phoneme_ctc_layer == 0
-
-
-# ----- batching, SpecAugment, loss, averaging ---------------------------------------------------------
+# ----- batching, SpecAugment, averaging ---------------------------------------------------------------
 
 
 def test_batches_respect_the_frame_budget_and_cover_each_utterance_once():
@@ -268,78 +204,6 @@ def test_specaugment_masks_stay_within_their_bounds():
         else:
             expected[:, m.start:m.start + m.width] = True
     assert torch.equal(y == 0, expected) and torch.equal(y[~expected], x[~expected])
-
-
-def test_learning_rate_schedules_warm_up_then_decay_as_configured():
-    sqrt = inverse_sqrt(100)
-    assert sqrt(0) == pytest.approx(0.01) and sqrt(99) == 1.0 and sqrt(399) == pytest.approx(0.5)
-    tri = tri_stage(100, 200, 1000, 0.01)
-    assert tri(49) == pytest.approx(0.5) and tri(99) == tri(299) == 1.0
-    assert tri(799) == pytest.approx(0.1) and tri(1299) == tri(5000) == pytest.approx(0.01)
-    factors = [tri(k) for k in range(300, 1300)]
-    assert all(a > b for a, b in zip(factors, factors[1:]))  # decays every update in the last stage
-
-
-def test_label_smoothed_loss_matches_a_hand_computation():
-    torch.manual_seed(0)
-    logits = torch.randn(2, 3, 5)
-    labels = torch.tensor([[1, 4, -100], [0, 2, 3]])
-    eps = 0.1
-    loss, nll = label_smoothed_loss(logits, labels, eps)
-    want_loss = want_nll = 0.0
-    for b in range(2):
-        for t in range(3):
-            if labels[b, t] < 0:
-                continue
-            p = torch.exp(logits[b, t]) / torch.exp(logits[b, t]).sum()
-            target = torch.full((5,), eps / 5)
-            target[labels[b, t]] += 1 - eps
-            want_loss += float(-(target * p.log()).sum())
-            want_nll += float(-p[labels[b, t]].log())
-    assert loss.item() == pytest.approx(want_loss, rel=1e-5) and nll.item() == pytest.approx(want_nll, rel=1e-5)
-
-
-def test_attention_targets_follow_the_ctc_alignment_or_else_the_diagonal():
-    labels = torch.tensor([[5, 6, 7, 2], [5, 5, 2, -100]])  # 2 = </s>
-    frames = torch.tensor([12, 2])
-    centres, widths = attention_targets(labels, frames)
-    assert torch.allclose(centres[0], torch.tensor([1.0, 4.0, 7.0, 10.0])) and widths[0].item() == pytest.approx(2.4)
-    # CTC logits that put token 5 on frames 1-2, 6 on frame 5 and 7 on frames 8-9, blank (1) elsewhere.
-    logits = torch.zeros(2, 12, 10)
-    logits[:, :, 1] = 5.0
-    for token, span in ((5, [1, 2]), (6, [5]), (7, [8, 9])):
-        logits[0, span, token] = 10.0
-    centres, widths = attention_targets(labels, frames, logits, blank=1, eos=2, sigma=2.0)
-    assert torch.allclose(centres[0], torch.tensor([1.5, 5.0, 8.5, 10.0])) and widths[0].item() == 2.0
-    # Two frames cannot hold a CTC path for "5 5" (it needs a blank between): that utterance keeps the diagonal.
-    assert centres[1, 0].item() == pytest.approx(0.5 / 3 * 2 - 0.5) and widths[1].item() == pytest.approx(0.4)
-
-
-def test_guided_attention_costs_attention_away_from_the_targets():
-    # Keys are one-hot frame identities scaled up, so a query attends (almost) only to the frame it names.
-    frames, heads = 12, 2
-    keys = [torch.eye(frames).repeat(1, heads)[None] * 50.0] * 2  # two layers, (1, S, C) with C = heads * S
-    labels = torch.tensor([[5, 6, 7, 2]])
-    centres, widths = torch.tensor([[1.0, 4.0, 7.0, 10.0]]), torch.tensor([[1.0]])
-
-    def cost(first: list[int], second: list[int]) -> float:
-        queries = [torch.eye(frames)[looks].repeat(1, heads)[None] for looks in (first, second)]
-        return guided_attention_loss(queries, keys, torch.tensor([frames]), labels, heads, centres, widths).item() / 4
-
-    # The first layer looks where the previous token was (frame 0 before the first), the second where its own is.
-    assert cost([0, 1, 4, 7], [1, 4, 7, 10]) < 0.01
-    assert cost([1, 4, 7, 10], [1, 4, 7, 10]) > 0.4
-    assert cost([0, 0, 0, 0], [0, 0, 0, 0]) > 0.7
-    # One query one frame off its centre costs 1 - exp(-1 / (2 sigma^2)), halved over the two layers.
-    looking_at = [torch.eye(frames)[[0]].repeat(1, heads)[None], torch.eye(frames)[[2]].repeat(1, heads)[None]]
-    one = guided_attention_loss(looking_at, keys, torch.tensor([frames]), torch.tensor([[5, -100]]), heads,
-                                centres[:, :2], widths)
-    assert one.item() == pytest.approx((1 - np.exp(-0.5)) / 2, abs=1e-4)
-    # Padded frames take no attention: with only 3 valid frames a query naming frame 10 spreads over 0-2
-    # (one layer: it looks at its own token).
-    padded = guided_attention_loss([torch.eye(frames)[[10]].repeat(1, heads)[None]], keys[:1], torch.tensor([3]),
-                                   torch.tensor([[5, -100]]), heads, torch.tensor([[10.0, 0.0]]), widths)
-    assert padded.item() > 0.99
 
 
 def test_averaging_is_the_mean_of_the_weights(tmp_path):
@@ -492,27 +356,6 @@ def test_intermediate_ctc_mixes_the_ctc_loss_of_an_inner_encoder_layer(corpus, t
         train(cfg, resume=False)  # the tiny model has one encoder layer: nothing below the last
 
 
-def test_espeak_phoneme_output_parses_into_symbols_without_stress():
-    from s2t_live.train.phonemes import inventory, parse
-
-    line = "h_'a_r_i@_t k_r_'aI_d 'E_m_@ 'aa_f_t_3_r- a# m_,oU"
-    assert parse(line) == ["h", "a", "r", "i@", "t", "k", "r", "aI", "d", "E", "m", "@", "aa", "f", "t", "3", "r-",
-                           "a#", "m", "oU"]
-    assert inventory([["t", "a"], ["b", "t"]]) == {"a": 1, "b": 2, "t": 3}  # 0 is the blank
-
-
-@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng")
-def test_phonemize_gives_one_phoneme_string_per_sentence_in_order(monkeypatch):
-    from s2t_live.train import phonemes
-
-    texts = ["the cat sat", "a dog", "the cat"]
-    out = phonemes.phonemize(texts)
-    assert len(out) == 3 and out[0][:len(out[2])] == out[2] and out[0] != out[1]
-    assert "k" in out[0] and "d" in out[1] and not any("'" in s for p in out for s in p)
-    monkeypatch.setattr(phonemes, "CHUNK", 1)  # one espeak-ng call per sentence, several at a time
-    assert phonemes.phonemize(texts) == out
-
-
 def test_phoneme_ctc_trains_a_head_of_its_own_that_the_model_leaves_out(corpus, tmp_path, monkeypatch):
     from s2t_live.loading import load_state_dict
     from s2t_live.train import phonemes
@@ -536,21 +379,6 @@ def test_phoneme_ctc_trains_a_head_of_its_own_that_the_model_leaves_out(corpus, 
     assert not any("phone" in key for key in load_state_dict(tmp_path / "a" / "model"))
     with pytest.raises(S2TError, match="phoneme_ctc_layer = 1"):
         train(tiny_config(corpus, tmp_path / "a", "max_steps=6"), resume=True)
-
-
-def test_flite_phones_lose_stress_and_pauses():
-    from s2t_live.train.phonemes import parse_flite
-
-    assert parse_flite("pau sh iy1 ch aa1 r m d hh ih1 m pau \n") == ["sh", "iy", "ch", "aa", "r", "m", "d", "hh",
-                                                                   "ih", "m"]
-
-
-@pytest.mark.skipif(shutil.which("t2p") is None, reason="needs flite's t2p")
-def test_flite_phonemize_gives_each_sentence_its_cmu_phones():
-    from s2t_live.train.phonemes import flite_phonemize
-
-    assert flite_phonemize(["the cat", "a dog", "the cat"]) == [["dh", "ax", "k", "ae", "t"], ["ax", "d", "ao", "g"],
-                                                                 ["dh", "ax", "k", "ae", "t"]]
 
 
 def test_phoneme_loss_stops_after_phoneme_ctc_steps_and_flite_phones_are_kept_apart(corpus, tmp_path, monkeypatch):
@@ -665,7 +493,7 @@ def test_amp_falls_back_to_float32_on_a_cpu_without_bfloat16_units(corpus, tmp_p
 
 
 def test_bfloat16_detection_reads_the_cpu_probes(monkeypatch):
-    from s2t_live.train.trainer import cpu_has_fast_bfloat16
+    from s2t_live.train.distributed import cpu_has_fast_bfloat16
     for amx, avx512_bf16, expected in ((False, False, False), (True, False, True), (False, True, True)):
         monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda v=amx: v, raising=False)
         monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda v=avx512_bf16: v, raising=False)
