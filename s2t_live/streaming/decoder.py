@@ -16,7 +16,8 @@ import torch
 from torch import Tensor
 
 from s2t_live.ctc import joint_scorer
-from s2t_live.generation import LogitProcessor, Stepper, beam_search, build_processors, resolve_config
+from s2t_live.generation import Stepper, beam_search, resolve_config
+from s2t_live.logits import LogitProcessor, build_processors
 from s2t_live.warp import warp_fits, warped_inputs
 
 from .draft import greedy_with_draft

@@ -16,7 +16,8 @@ import torch
 from torch import Tensor
 
 from s2t_live.ctc import JointScorer
-from s2t_live.generation import GenerationConfig, LogitProcessor, Stepper, apply_processors
+from s2t_live.generation import GenerationConfig, Stepper
+from s2t_live.logits import LogitProcessor, apply_processors
 
 
 def _choose(processors: list[LogitProcessor], ids: list[int], logits: Tensor,
