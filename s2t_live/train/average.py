@@ -1,7 +1,7 @@
 """Training checkpoints on disk: naming, rotation, averaging, and the final model in the Hugging Face layout.
 
 A checkpoint is ``checkpoints/step_<N>.pt`` holding the model, optimizer and scheduler states, the RNG
-states and the data position (see ``recipe.Trainer``); it loads with ``torch.load(weights_only=True)``.
+states and the data position (see ``trainer.Trainer``); it loads with ``torch.load(weights_only=True)``.
 The final model is the element-wise mean of the last checkpoints' weights, which smooths the noise of
 the last updates much as a decayed learning rate would.
 
