@@ -17,6 +17,7 @@ from ..errors import S2TError
 from .data import SpecAugmentConfig
 from .objective import SCHEDULES
 
+# The [model] settings that may differ from init_from's model or from the checkpoint a run resumes.
 DROPOUT_KEYS = ("dropout", "attention_dropout", "activation_dropout", "encoder_layerdrop", "decoder_layerdrop")
 
 

@@ -1,4 +1,5 @@
-"""One process or several (``torchrun``): rank and world size, the process group, and RNG states.
+"""One process or several (``torchrun``): rank and world size, the process group, RNG states, and
+whether this CPU has bfloat16 matrix units (for ``amp``).
 
 A checkpoint stores each rank's RNG states (``rng_state``), so that a resumed run draws what the
 uninterrupted one would have drawn.

@@ -27,14 +27,12 @@ from ..configuration import Speech2TextConfig
 from ..errors import S2TError
 from ..model import shift_tokens_right, subsampled_lengths
 from . import average
+from .config import DROPOUT_KEYS  # the [model] settings a resumed run may change
 from .data import Batch, SpeechDataset, Utterance, bucket_batches, shard
 from .distributed import DistInfo, rng_state, set_rng_state
 from .evaluate import evaluate
 from .objective import (PHONE_UPSAMPLE, TrainingModule, attention_targets, ctc_loss, guided_attention_loss,
                         label_smoothed_loss, lr_schedule)
-
-# Settings of [model] that may change between a checkpoint and its resumption.
-MUTABLE_MODEL_KEYS = ("dropout", "attention_dropout", "activation_dropout", "encoder_layerdrop", "decoder_layerdrop")
 
 
 @dataclass
@@ -236,7 +234,7 @@ class Trainer:
     def restore(self, ckpt: dict[str, Any], path: Path) -> None:
         """Continue from a checkpoint of this run: weights, optimizer, schedule, position and RNGs."""
         old = Speech2TextConfig.from_dict(ckpt["model_config"])
-        names = [f.name for f in fields(Speech2TextConfig) if f.name not in (*MUTABLE_MODEL_KEYS, "extra")]
+        names = [f.name for f in fields(Speech2TextConfig) if f.name not in (*DROPOUT_KEYS, "extra")]
         changed = [k for k in names if getattr(old, k) != getattr(self.model.config, k)]
         if changed:
             raise S2TError(f"{path} was trained with another model ({changed[0]}={getattr(old, changed[0])!r}); pass "
