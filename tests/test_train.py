@@ -500,13 +500,13 @@ def test_bfloat16_detection_reads_the_cpu_probes(monkeypatch):
         assert cpu_has_fast_bfloat16() is expected
 
 
-def test_attention_runs_in_float32_under_cpu_bfloat16_autocast(tiny_model, monkeypatch):
+def test_attention_under_cpu_bfloat16_autocast_skips_the_fused_kernel(tiny_model, monkeypatch):
     import s2t_live.model as model_module
-    seen: list[torch.dtype] = []
+    fused: list[torch.dtype] = []
     sdpa = torch.nn.functional.scaled_dot_product_attention
 
     def recording(q, k, v, **kwargs):
-        seen.append(q.dtype)
+        fused.append(q.dtype)
         return sdpa(q, k, v, **kwargs)
 
     model = Speech2TextForConditionalGeneration.from_pretrained(tiny_model).eval()  # no dropout
@@ -514,15 +514,30 @@ def test_attention_runs_in_float32_under_cpu_bfloat16_autocast(tiny_model, monke
     mask = torch.ones(2, 120, dtype=torch.long)
     mask[1, 90:] = 0
     ids = torch.tensor([[2, 5, 6, 7], [2, 8, 9, 1]])
+    monkeypatch.setattr(model_module.F, "scaled_dot_product_attention", recording)
     with torch.no_grad():
         reference = model(features, mask, decoder_input_ids=ids).logits
-    monkeypatch.setattr(model_module.F, "scaled_dot_product_attention", recording)
+    assert fused == [torch.float32] * len(fused) and fused  # float32: the fused kernel
+    fused.clear()
     with torch.autocast("cpu", dtype=torch.bfloat16):
         logits = model(features, mask, decoder_input_ids=ids).logits
     logits.float().sum().backward()
-    assert logits.dtype == torch.bfloat16 and seen and set(seen) == {torch.float32}
+    assert logits.dtype == torch.bfloat16 and fused == []  # bfloat16: matrix products and a float32 softmax
     assert torch.allclose(logits.float(), reference, atol=0.1 * float(reference.abs().max()))
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.model.encoder.parameters())
+    # Keys under the mask get no weight, as in the fused kernel.
+    attention = model.model.encoder.layers[0].self_attn
+    q, k, v = (torch.randn(2, attention.num_heads, 7, attention.head_dim) for _ in range(3))
+    key_mask = torch.zeros(2, 1, 1, 7)
+    key_mask[1, ..., 5:] = float("-inf")
+    moved = v.clone()
+    moved[1, :, 5:] += 3.0
+    with torch.no_grad():
+        exact = attention.attend(q, k, v, key_mask)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            half = attention.attend(q.bfloat16(), k.bfloat16(), v.bfloat16(), key_mask)
+            half_moved = attention.attend(q.bfloat16(), k.bfloat16(), moved.bfloat16(), key_mask)
+    assert torch.allclose(half.float(), exact, atol=0.05) and torch.equal(half[1], half_moved[1])
 
 
 def test_rounded_batch_shapes_train_the_same(corpus, tmp_path):
