@@ -141,7 +141,7 @@ def load_model(cls: type, name_or_path: Any, dtype: Any = None, torch_dtype: Any
 
 def _reset_buffers(model: torch.nn.Module) -> None:
     """Compute the non-persistent buffers (position tables), which a meta-device model lacks."""
-    from .model import SinusoidalPositionalEmbedding, sinusoidal_table
+    from .layers import SinusoidalPositionalEmbedding, sinusoidal_table
 
     for module in model.modules():
         if isinstance(module, SinusoidalPositionalEmbedding):

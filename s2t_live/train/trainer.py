@@ -25,7 +25,8 @@ from torch import Tensor
 
 from ..configuration import Speech2TextConfig
 from ..errors import S2TError
-from ..model import shift_tokens_right, subsampled_lengths
+from ..layers import subsampled_lengths
+from ..model import shift_tokens_right
 from . import average
 from .config import DROPOUT_KEYS  # the [model] settings a resumed run may change
 from .data import Batch, SpeechDataset, Utterance, bucket_batches, shard
