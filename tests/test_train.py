@@ -501,7 +501,7 @@ def test_bfloat16_detection_reads_the_cpu_probes(monkeypatch):
 
 
 def test_attention_under_cpu_bfloat16_autocast_skips_the_fused_kernel(tiny_model, monkeypatch):
-    import s2t_live.model as model_module
+    import s2t_live.layers as layers_module
     fused: list[torch.dtype] = []
     sdpa = torch.nn.functional.scaled_dot_product_attention
 
@@ -514,7 +514,7 @@ def test_attention_under_cpu_bfloat16_autocast_skips_the_fused_kernel(tiny_model
     mask = torch.ones(2, 120, dtype=torch.long)
     mask[1, 90:] = 0
     ids = torch.tensor([[2, 5, 6, 7], [2, 8, 9, 1]])
-    monkeypatch.setattr(model_module.F, "scaled_dot_product_attention", recording)
+    monkeypatch.setattr(layers_module.F, "scaled_dot_product_attention", recording)
     with torch.no_grad():
         reference = model(features, mask, decoder_input_ids=ids).logits
     assert fused == [torch.float32] * len(fused) and fused  # float32: the fused kernel
@@ -528,8 +528,9 @@ def test_attention_under_cpu_bfloat16_autocast_skips_the_fused_kernel(tiny_model
     # Keys under the mask get no weight, as in the fused kernel.
     attention = model.model.encoder.layers[0].self_attn
     q, k, v = (torch.randn(2, attention.num_heads, 7, attention.head_dim) for _ in range(3))
-    key_mask = torch.zeros(2, 1, 1, 7)
-    key_mask[1, ..., 5:] = float("-inf")
+    keep = torch.ones(2, 7, dtype=torch.long)
+    keep[1, 5:] = 0
+    key_mask = layers_module.padding_to_additive(keep, torch.float32)  # the masks the encoder builds
     moved = v.clone()
     moved[1, :, 5:] += 3.0
     with torch.no_grad():
