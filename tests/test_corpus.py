@@ -166,6 +166,25 @@ def test_tiny_build_end_to_end(tmp_path: Path) -> None:
 
 
 
+def test_each_shard_of_consecutive_tasks_starts_a_fresh_festival(monkeypatch) -> None:
+    # What a festival process says depends on what it said before, so the shards, not the pool's
+    # scheduling, decide each process's history: fixed runs of consecutive tasks, each from a restart.
+    events: list[object] = []
+
+    class Bank:
+        def close(self) -> None:
+            events.append("restart")
+
+    monkeypatch.setitem(corpus._WORKER, "bank", Bank())
+    monkeypatch.setattr(corpus, "run_task", lambda task: (events.append(task), (task, 1, True))[1])
+    tasks = [f"t{i}" for i in range(7)]
+    shards = corpus.shard_tasks(tasks, size=3)  # type: ignore[arg-type]
+    assert shards == [["t0", "t1", "t2"], ["t3", "t4", "t5"], ["t6"]]
+    results = [r for shard in shards for r in corpus.run_shard(shard)]  # type: ignore[arg-type]
+    assert [task for task, _, _ in results] == tasks
+    assert events == ["restart", "t0", "t1", "t2", "restart", "t3", "t4", "t5", "restart", "t6"]
+
+
 @needs_espeak
 def test_a_disk_that_refuses_the_audio_stops_the_build_with_one_message(tmp_path: Path, capsys) -> None:
     out = tmp_path / "corpus"

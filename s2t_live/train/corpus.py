@@ -45,6 +45,7 @@ MANIFEST_HEADER = "id\taudio\tn_frames\ttgt_text\tspeaker\n"
 FLUSH_EVERY = 500
 PROGRESS_EVERY = 50
 BABBLE_CLIPS = 24
+SHARD_SIZE = 200  # tasks per festival process (run_shard)
 PEAK_RANGE = (0.5, 0.95)
 
 
@@ -222,16 +223,37 @@ def format_eta(seconds: float) -> str:
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
+def shard_tasks(tasks: list[Task], size: int = SHARD_SIZE) -> list[list[Task]]:
+    """The tasks cut into fixed runs of ``size`` consecutive ones, whatever the number of jobs."""
+    return [tasks[i:i + size] for i in range(0, len(tasks), size)]
+
+
+def run_shard(shard: list[Task]) -> list[tuple[Task, int | None, bool]]:
+    """Run one shard's tasks in order, from a fresh festival process.
+
+    Festival's diphone voices now and then end an utterance with a short burst of sound where its closing
+    silence should be, and whether they do depends on what the process said before. A pool hands out work
+    as workers come free, which made that history, and so a few utterances of each build, depend on timing.
+    Restarted at each shard, every festival process hears the same requests in the same order, with any
+    ``--jobs`` (a resumed build skips the finished ones, so its shards' histories may differ).
+    """
+    _WORKER["bank"].close()  # type: ignore[attr-defined]
+    return [run_task(task) for task in shard]
+
+
 def execute(cfg: CorpusConfig, tasks: list[Task]) -> Iterator[tuple[Task, int | None, bool]]:
-    """Run the tasks in order, in this process (``jobs == 1``) or a process pool."""
+    """Run the tasks in order, shard by shard, in this process (``jobs == 1``) or a process pool."""
+    shards = shard_tasks(tasks)
     if cfg.jobs <= 1:
         init_worker(str(cfg.out))
-        yield from map(run_task, tasks)
+        for shard in shards:
+            yield from run_shard(shard)
         _WORKER["bank"].close()  # type: ignore[attr-defined]
         return
     with ProcessPoolExecutor(cfg.jobs, initializer=init_worker,
                              initargs=(str(cfg.out),)) as pool:
-        yield from pool.map(run_task, tasks, chunksize=4)
+        for results in pool.map(run_shard, shards):
+            yield from results
 
 
 def synthesize_all(cfg: CorpusConfig, tasks: list[Task]) -> dict[str, int]:
