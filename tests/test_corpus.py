@@ -165,7 +165,6 @@ def test_tiny_build_end_to_end(tmp_path: Path) -> None:
     assert before == {p: p.stat().st_mtime_ns for p in out.glob("audio/*/*.flac")}
 
 
-
 def test_each_shard_of_consecutive_tasks_starts_a_fresh_festival(monkeypatch) -> None:
     # What a festival process says depends on what it said before, so the shards, not the pool's
     # scheduling, decide each process's history: fixed runs of consecutive tasks, each from a restart.
