@@ -174,8 +174,12 @@ def test_each_shard_of_consecutive_tasks_starts_a_fresh_festival(monkeypatch) ->
         def close(self) -> None:
             events.append("restart")
 
+    def run_task(task: str) -> tuple[str, int, bool]:
+        events.append(task)
+        return task, 1, True
+
     monkeypatch.setitem(corpus._WORKER, "bank", Bank())
-    monkeypatch.setattr(corpus, "run_task", lambda task: (events.append(task), (task, 1, True))[1])
+    monkeypatch.setattr(corpus, "run_task", run_task)
     tasks = [f"t{i}" for i in range(7)]
     shards = corpus.shard_tasks(tasks, size=3)  # type: ignore[arg-type]
     assert shards == [["t0", "t1", "t2"], ["t3", "t4", "t5"], ["t6"]]
